@@ -1,0 +1,24 @@
+# Two entry points a new user needs: `make quickstart` (the main job) and `make test`.
+# Both install what they need first and are safe to rerun.
+PY ?= python3
+RUN ?= runs/quickstart
+
+.PHONY: install test quickstart bench
+
+# torch is pinned to the CPU build here (an unpinned torch pulls a multi-GB CUDA build);
+# the package itself accepts any recent torch.
+install:
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+
+test: install
+	$(PY) -m pytest -q tests
+
+# Until the full quickstart exists: generate chess games, train a small MoE-X on them,
+# print the validation loss and where the model was saved.
+quickstart: install
+	$(PY) -m moelens data chess --out $(RUN)/data --games 2000 --seed 0
+	$(PY) -m moelens train --preset quickstart-moex --data $(RUN)/data --out $(RUN)/moex
+
+bench: install
+	$(PY) benchmarks/moe_layer.py

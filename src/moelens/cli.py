@@ -1,0 +1,102 @@
+"""The ``moelens`` command line: a thin layer that parses a typed config and calls the library.
+
+Commands are registered in :data:`COMMANDS` as ``"module:function"`` strings and imported only
+when used, so ``moelens --help`` stays fast. Each command module exposes a dataclass config and a
+function ``run(config) -> int``; the command's registration names both and its preset kind.
+
+User mistakes surface as :class:`~moelens.errors.MoelensError`: printed as one line on stderr,
+exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+
+from moelens.errors import MoelensError
+
+
+@dataclass(frozen=True)
+class Command:
+    """Where a command lives: ``module`` defines ``config`` (a dataclass) and ``function``."""
+
+    module: str
+    config: str
+    function: str
+    help: str
+    preset_kind: str | None = None
+    default_preset: str | None = None
+
+
+COMMANDS: dict[str, Command] = {
+    "data chess": Command("moelens.data.commands", "ChessDataConfig", "run_chess",
+                          "generate chess games (Stockfish or built-in player) or import PGN files "
+                          "into training blocks"),
+    "data text": Command("moelens.data.commands", "TextDataConfig", "run_text",
+                         "tokenize local text files into training blocks (BPE tokenizer trained "
+                         "locally or loaded)"),
+    "train": Command("moelens.train", "TrainConfig", "run", "train a dense, Switch or MoE-X model",
+                     preset_kind="train", default_preset=None),
+    "eval": Command("moelens.evaluate", "EvalConfig", "run",
+                    "validation loss and perplexity of a saved model on a data set"),
+    "upcycle": Command("moelens.models.upcycle", "UpcycleConfig", "run",
+                       "turn a trained dense checkpoint into an MoE / MoE-X checkpoint"),
+    "capture": Command("moelens.capture.command", "CaptureConfig", "run",
+                       "capture expert, FFN, router and residual activations into a store"),
+    "probe": Command("moelens.analysis.probe_command", "ProbeConfig", "run",
+                     "k-sparse probing of the units in a store against token concepts"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: moelens <command> [options]   (moelens <command> --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name.ljust(width)}  {cmd.help}" for name, cmd in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _find(argv: list[str]) -> tuple[str, Command, list[str]]:
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            return name, COMMANDS[name], argv[words:]
+    groups = sorted({n.split()[0] for n in COMMANDS if " " in n})
+    if argv and argv[0] in groups:
+        subs = [n.split()[1] for n in COMMANDS if n.startswith(argv[0] + " ")]
+        raise MoelensError(f"'moelens {argv[0]}' needs one of: {', '.join(subs)}")
+    raise MoelensError(
+        f"unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)} (see 'moelens --help')"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from moelens import config as config_mod
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from moelens import __version__
+
+        print(f"moelens {__version__}")
+        return 0
+    try:
+        name, cmd, rest = _find(argv)
+        module = importlib.import_module(cmd.module)
+        cfg_cls = getattr(module, cmd.config)
+        cfg = config_mod.parse(cfg_cls, rest, prog=f"moelens {name}", description=cmd.help,
+                               preset_kind=cmd.preset_kind, default_preset=cmd.default_preset)
+        return int(getattr(module, cmd.function)(cfg) or 0)
+    except MoelensError as exc:
+        print(f"moelens: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("moelens: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

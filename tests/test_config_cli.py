@@ -1,0 +1,77 @@
+"""The config system and the CLI's error contract (one line, exit 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from moelens import cli, config
+from moelens.errors import ConfigError
+
+
+@dataclass
+class Inner:
+    width: int = 4
+    """how wide"""
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    """a name"""
+    ks: list[int] = field(default_factory=lambda: [1, 2])
+    """the ks"""
+    mode: Literal["a", "b"] = "a"
+    """which mode"""
+    flag: bool = False
+    """a switch"""
+    inner: Inner = field(default_factory=Inner)
+    """nested settings"""
+    limit: float | None = None
+    """optional limit"""
+
+
+def test_field_docs_are_read_from_source():
+    docs = config.field_docs(Outer)
+    assert docs["name"] == "a name" and docs["inner"] == "nested settings"
+    assert config.field_docs(Inner)["width"] == "how wide"
+
+
+def test_parse_flags_nested_and_types(tmp_path):
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("name: fromfile\ninner:\n  width: 7\n")
+    cfg = config.parse(Outer, ["--config", str(yaml_file), "--ks", "1", "4", "--flag",
+                               "--mode", "b", "--inner.width", "9", "--limit", "0.5"], prog="t")
+    assert cfg.name == "fromfile" and cfg.ks == [1, 4] and cfg.flag is True
+    assert cfg.mode == "b" and cfg.inner.width == 9 and cfg.limit == 0.5
+    assert config.from_dict(Outer, config.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("argv", [["--mode", "c"], ["--inner.width", "wide"], ["--nope", "1"]])
+def test_bad_values_are_config_errors(argv):
+    with pytest.raises(ConfigError):
+        config.parse(Outer, argv, prog="t")
+
+
+def test_unknown_yaml_key_is_an_error():
+    with pytest.raises(ConfigError, match="unknown setting inner.depth"):
+        config.from_dict(Outer, {"inner": {"depth": 3}})
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        config.load_preset("nope")
+
+
+def test_cli_unknown_command_one_line_exit_2(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown command 'frobnicate'" in err[0]
+
+
+def test_python_dash_m_help_works():
+    from conftest import run_cli
+    out = run_cli("--help")
+    assert out.returncode == 0 and "capture" in out.stdout
