@@ -244,6 +244,7 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         if default is not None:
             shown = default if not isinstance(default, (list, tuple)) else " ".join(map(str, default))
             help_text += f" (default: {shown})"
+        help_text = help_text.replace("%", "%%")  # argparse formats help strings with %
         dest = f"{prefix}{f.name}"
         if inner is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
