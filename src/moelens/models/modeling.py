@@ -1,0 +1,213 @@
+"""``MoelensForCausalLM``: a GPT-2-style pre-norm decoder whose feed-forward layer is dense or MoE.
+
+nanoGPT's model in Hugging Face clothes: token + learned position embeddings, ``n_layer`` blocks
+of ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``, a final LayerNorm and an output head tied to
+the token embedding. ``transformer.h[i].mlp`` is a :class:`DenseMLP` or a :class:`MoELayer`.
+
+Conventions, as in Hugging Face causal LMs:
+
+- ``labels`` are shifted inside: pass ``labels=input_ids`` (positions marked -100 are ignored);
+  the loss at position t predicts token t+1.
+- ``loss`` is the cross-entropy **plus** the auxiliary load-balancing loss (``aux_loss``, already
+  multiplied by ``aux_loss_coef``; 0 for dense models); ``lm_loss`` is the cross-entropy alone.
+- ``attention_mask`` (1 = token, 0 = padding) masks padded keys, and positions count only real
+  tokens, so left-padded batches generate the same as unpadded ones.
+
+Generation recomputes the whole prefix each step (no key/value cache): correctness first; the
+models are small.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from moelens.models.config import MoelensConfig
+from moelens.models.ffn import DenseMLP
+from moelens.models.moe import MoELayer
+from moelens.models.routers import SoftmaxRouter
+
+
+@dataclass
+class MoelensCausalLMOutput(ModelOutput):
+    """Output of :class:`MoelensForCausalLM` (a ``CausalLMOutput`` plus the auxiliary loss)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    past_key_values: object | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention (fused qkv projection, PyTorch SDPA)."""
+
+    def __init__(self, config: MoelensConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj.residual_projection = True
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention then the feed-forward layer, each residual."""
+
+    def __init__(self, config: MoelensConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.mlp: DenseMLP | MoELayer = MoELayer(config) if config.ffn == "moe" else DenseMLP(config)
+        if isinstance(self.mlp, DenseMLP):
+            self.mlp.c_proj.residual_projection = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class MoelensPreTrainedModel(PreTrainedModel):
+    """Weight init (nanoGPT: N(0, 0.02), residual projections scaled by 1/sqrt(2*n_layer))."""
+
+    config_class = MoelensConfig
+    config: MoelensConfig
+    base_model_prefix = "transformer"
+    _no_split_modules = ["Block"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        proj_std = std / math.sqrt(2 * self.config.n_layer)
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0,
+                         std=proj_std if getattr(module, "residual_projection", False) else std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, MoELayer):
+            init.normal_(module.w_enc, mean=0.0, std=std)
+            init.normal_(module.w_dec, mean=0.0, std=proj_std)
+            for b in (module.b_enc, module.b_dec):
+                if b is not None:
+                    init.zeros_(b)
+        elif isinstance(module, SoftmaxRouter):
+            init.normal_(module.weight, mean=0.0, std=std)
+
+
+class MoelensModel(MoelensPreTrainedModel):
+    """The decoder stack without the output head (``wte``, ``wpe``, ``h``, ``ln_f``)."""
+
+    def __init__(self, config: MoelensConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.wte = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False) -> tuple[torch.Tensor, tuple | None]:
+        B, T = input_ids.shape
+        if T > self.config.n_positions:
+            raise ValueError(f"sequence of {T} tokens is longer than n_positions={self.config.n_positions}")
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            keep = attention_mask.bool()
+            pos = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+            causal = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril()
+            # a padded query still attends to itself, so no row is all -inf (no NaN)
+            mask = (causal & keep[:, None, :]) | torch.eye(T, dtype=torch.bool, device=input_ids.device)
+            mask = mask[:, None]
+        else:
+            pos = torch.arange(T, device=input_ids.device).expand(B, T)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        states = [x] if output_hidden_states else None
+        for block in self.h:
+            x = block(x, mask)
+            if states is not None:
+                states.append(x)
+        x = self.ln_f(x)
+        if states is not None:
+            states[-1] = x
+        return x, tuple(states) if states is not None else None
+
+
+class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
+    """Decoder + tied output head; ``loss`` includes the auxiliary load-balancing loss."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: MoelensConfig):
+        super().__init__(config)
+        self.transformer = MoelensModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if self.generation_config is not None:
+            # the config's top_k is the number of experts per token, not a sampling setting
+            self.generation_config.top_k = GenerationConfig().top_k
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def moe_layers(self) -> list[MoELayer]:
+        return [b.mlp for b in self.transformer.h if isinstance(b.mlp, MoELayer)]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs) -> MoelensCausalLMOutput:
+        hidden, states = self.transformer(input_ids, attention_mask, bool(output_hidden_states))
+        logits = self.lm_head(hidden)
+        moe = self.moe_layers()
+        aux = sum((m.aux_loss for m in moe), logits.new_zeros(()))
+        lm_loss = loss = None
+        if labels is not None:
+            lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                      labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = lm_loss + aux
+        return MoelensCausalLMOutput(loss=loss, logits=logits, aux_loss=aux, lm_loss=lm_loss,
+                                     hidden_states=states)
+
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, attention_mask=None, **kwargs):
+        """Feed the whole prefix each step (no cache); crop to the position table's length."""
+        n = self.config.n_positions
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, -n:]
+        return {"input_ids": input_ids[:, -n:], "attention_mask": attention_mask}
