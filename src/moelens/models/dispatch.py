@@ -10,7 +10,7 @@ inputs, and the two expert matmuls run as one grouped GEMM each:
   fallback wherever grouped_mm is missing or the shapes are not aligned.
 
 Both return the rows in the same sorted order, so they are interchangeable and tested against a
-naive per-token loop (tests/models/reference.py).
+naive per-token loop (tests/models/moe_reference.py).
 """
 
 from __future__ import annotations
