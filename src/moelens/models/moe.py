@@ -88,7 +88,7 @@ class MoELayer(nn.Module):
         self.last_stats = {
             "load": (d.counts.float() / d.order.numel()).tolist(),
             "router_entropy": float(entropy),
-            "l0": float((hidden != 0).sum()) / max(n, 1),
+            "l0": float((hidden != 0).sum(-1, dtype=torch.int32).sum()) / max(n, 1),
         }
 
     # ------------------------------------------------------------------ wide view

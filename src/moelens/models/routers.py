@@ -82,8 +82,12 @@ class SparsityRouter(nn.Module):
 
     def forward(self, x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor | None) -> torch.Tensor:
         """Scores [N, M] for tokens x [N, d] and encoders w_enc [M, d, D] (+ biases b_enc [M, D])."""
-        mu = w_enc.mean(dim=-1)                    # [M, d]: mean over the D units (rows)
-        var = w_enc.var(dim=-1, correction=0)      # [M, d]
+        # column mean / population variance over the D units, as matmuls with a 1/D vector:
+        # same values as mean()/var(), several times faster forward+backward on CPU
+        avg = w_enc.new_full((w_enc.shape[-1], 1), 1.0 / w_enc.shape[-1])
+        mu = w_enc @ avg                           # [M, d, 1]
+        var = ((w_enc - mu).square() @ avg).squeeze(-1)
+        mu = mu.squeeze(-1)                        # [M, d]
         mean_h = x @ mu.t()                        # [N, M]
         var_h = (x * x) @ var.t()
         if b_enc is not None:
