@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
 from model_helpers import one_thread, tiny_config, tiny_model  # noqa: F401 (autouse fixture)
 from moelens.errors import ConfigError
@@ -32,6 +32,7 @@ def test_save_pretrained_round_trip_and_generate(kind, tmp_path):
     assert type(loaded) is type(model)
     assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()  # tied
     assert torch.equal(loaded(ids).logits, logits)
+    assert loaded.generation_config.top_k == GenerationConfig().top_k  # experts' top_k must not leak
     mlp = loaded.transformer.h[1].mlp
     assert isinstance(mlp, MoELayer if kind != "dense" else DenseMLP)
     # greedy generate == the argmax loop done by hand

@@ -5,7 +5,8 @@ their order). Expert e then owns the contiguous row segment ``offs[e-1]:offs[e]`
 inputs, and the two expert matmuls run as one grouped GEMM each:
 
 - ``grouped_mm``: :func:`torch.nn.functional.grouped_mm` with int32 cumulative offsets; it needs
-  16-byte aligned row strides (d and D multiples of 4 for fp32), differentiable on CPU fp32;
+  16-byte aligned row strides (d and D multiples of 4 for fp32), differentiable on CPU in
+  fp32/bf16/fp16; on CUDA it is used for bf16 only (the documented kernel);
 - ``segments``: a Python loop over the contiguous segments (one matmul per non-empty expert), the
   fallback wherever grouped_mm is missing or the shapes are not aligned.
 
@@ -51,9 +52,16 @@ def sort_by_expert(topk_ids: torch.Tensor, num_experts: int) -> Dispatch:
                     counts=counts, offs=counts.cumsum(0).to(torch.int32))
 
 
+GROUPED_MM_DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float16), "cuda": (torch.bfloat16,)}
+"""dtypes grouped_mm is used for, per device type (CUDA kernels are documented for bf16 only)."""
+
+
 def grouped_mm_usable(*tensors: torch.Tensor) -> bool:
-    """True when grouped_mm exists and every operand has 16-byte aligned strides and pointers."""
+    """True when grouped_mm exists, supports the device and dtype, and every operand has 16-byte
+    aligned strides and pointers."""
     if not hasattr(F, "grouped_mm"):
+        return False
+    if any(t.dtype not in GROUPED_MM_DTYPES.get(t.device.type, ()) for t in tensors):
         return False
     for t in tensors:
         size = t.element_size()
@@ -98,7 +106,9 @@ def run_experts(x: torch.Tensor, d: Dispatch, w_enc: torch.Tensor, b_enc: torch.
     pre = mm(xs, w_enc, d)
     if b_enc is not None:
         pre = pre + b_enc.index_select(0, d.expert_idx)
-    hidden = act(pre)
+    # ReLU in place: grouped_mm keeps its inputs, not its output, so the pre-activation buffer
+    # can be reused (one [R, D] allocation less per layer)
+    hidden = torch.relu_(pre) if act is F.relu else act(pre)
     return hidden, mm(hidden, w_dec, d)
 
 
@@ -106,4 +116,4 @@ def combine(out_rows: torch.Tensor, d: Dispatch, topk_weights: torch.Tensor, n_t
     """Sum the gated rows back per token: y[t] = sum over its rows of weight * out."""
     w = topk_weights.reshape(-1).index_select(0, d.order).unsqueeze(-1)
     y = out_rows.new_zeros(n_tokens, out_rows.shape[-1])
-    return y.index_add(0, d.token_idx, out_rows * w.to(out_rows.dtype))
+    return y.index_add_(0, d.token_idx, out_rows * w.to(out_rows.dtype))  # in place: no copy of y

@@ -88,11 +88,23 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class MoelensGenerationConfig(GenerationConfig):
+    """Generation defaults from a MoelensConfig, minus ``top_k`` (experts per token there, not
+    a sampling setting) -- otherwise sampling would silently keep only the 2 likeliest tokens."""
+
+    @classmethod
+    def from_model_config(cls, model_config):
+        settings = model_config.to_dict() if not isinstance(model_config, dict) else dict(model_config)
+        settings.pop("top_k", None)
+        return GenerationConfig.from_model_config(settings)
+
+
 class MoelensPreTrainedModel(PreTrainedModel):
     """Weight init (nanoGPT: N(0, 0.02), residual projections scaled by 1/sqrt(2*n_layer))."""
 
     config_class = MoelensConfig
     config: MoelensConfig
+    generation_config_class = MoelensGenerationConfig
     base_model_prefix = "transformer"
     _no_split_modules = ["Block"]
     _supports_sdpa = True
@@ -176,9 +188,6 @@ class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.transformer = MoelensModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if self.generation_config is not None:
-            # the config's top_k is the number of experts per token, not a sampling setting
-            self.generation_config.top_k = GenerationConfig().top_k
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:

@@ -166,7 +166,7 @@ def upcycle_model(dense: MoelensForCausalLM, moe: dict[str, Any], seed: int) -> 
 def run(cfg: UpcycleConfig) -> int:
     """Load ``source``, upcycle it, and save the MoE model to ``out`` (complete or not at all)."""
     out: Path = cfg.out  # type: ignore[assignment]
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
     moe = cfg.moe_settings()
     dense = _load_dense(cfg.source)  # type: ignore[arg-type]
@@ -176,8 +176,10 @@ def run(cfg: UpcycleConfig) -> int:
     try:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "upcycle.json", {**provenance(cfg), "moe_settings": moe})
-        if out.exists():
+        if out.is_dir():
             shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
         os.replace(tmp, out)
     finally:
         if tmp.exists():
