@@ -125,3 +125,12 @@ def test_tiny_moe_model_learns_a_fixed_batch(kind):
     assert float(loss.detach()) < 0.6 * first
     stats = model.moe_layers()[0].last_stats
     assert len(stats["load"]) == 4 and abs(sum(stats["load"]) - 1) < 1e-6 and stats["l0"] > 0
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    model = tiny_model(**KINDS["dense"])
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="model.safetensors"):
+        AutoModelForCausalLM.from_pretrained(tmp_path)

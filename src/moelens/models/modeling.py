@@ -109,6 +109,13 @@ class MoelensPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["Block"]
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As PreTrainedModel.from_pretrained, but weights are read from safetensors only (a
+        pickled ``pytorch_model.bin`` is refused unless use_safetensors=False is passed)."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(*args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
