@@ -173,6 +173,9 @@ def run(cfg: UpcycleConfig) -> int:
     model = upcycle_model(dense, moe, cfg.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary directory
     try:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "upcycle.json", {**provenance(cfg), "moe_settings": moe})
