@@ -134,3 +134,26 @@ def test_pickled_weights_are_refused(tmp_path):
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(OSError, match="model.safetensors"):
         AutoModelForCausalLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["dense", "moex"])
+def test_kv_cache_gives_the_same_logits_and_tokens(kind):
+    model = tiny_model(**KINDS[kind])
+    ids = torch.randint(1, 32, (2, 11), generator=torch.Generator().manual_seed(5))
+    full = model(ids).logits
+    first = model(ids[:, :4], use_cache=True)
+    second = model(ids[:, 4:], past_key_values=first.past_key_values, use_cache=True)  # 7 tokens at once
+    assert first.past_key_values.get_seq_length() == 11
+    torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), full, atol=1e-5, rtol=0)
+    lengths = []
+    hook = model.transformer.wte.register_forward_hook(lambda m, i, o: lengths.append(i[0].shape[1]))
+    cached = model.generate(ids[:, :5], max_new_tokens=6, do_sample=False, use_cache=True)
+    hook.remove()
+    assert lengths == [5] + [1] * 5  # the cache is really used
+    assert torch.equal(cached, model.generate(ids[:, :5], max_new_tokens=6, do_sample=False, use_cache=False))
+    # left padding with a cache == the unpadded prompt
+    pad = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids[:1, :5]], 1)
+    mask = (pad != 0).long()
+    mask[:, 2:] = 1
+    out = model.generate(pad, attention_mask=mask, max_new_tokens=6, do_sample=False, use_cache=True)
+    assert torch.equal(out[:, 2:], cached[:1])

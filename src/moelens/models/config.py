@@ -83,8 +83,9 @@ class MoelensConfig(PreTrainedConfig):
     """alpha of the Switch load-balancing loss alpha*M*sum_j f_j*P_j; 0 disables it"""
     tie_word_embeddings: bool = True
     """share the token embedding with the output head"""
-    use_cache: bool = False
-    """generation reuses past keys/values (False: recompute the prefix each step)"""
+    use_cache: bool = True
+    """generate() keeps a key/value cache (prompt + new tokens must fit in n_positions); False
+    recomputes the prefix each step over a sliding window of n_positions tokens"""
     bos_token_id: int | None = None
     """beginning-of-sequence token id, if any"""
     eos_token_id: int | list[int] | None = None

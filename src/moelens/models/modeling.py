@@ -13,8 +13,10 @@ Conventions, as in Hugging Face causal LMs:
 - ``attention_mask`` (1 = token, 0 = padding) masks padded keys, and positions count only real
   tokens, so left-padded batches generate the same as unpadded ones.
 
-Generation recomputes the whole prefix each step (no key/value cache): correctness first; the
-models are small.
+Generation keeps a key/value cache by default (``config.use_cache``, a transformers
+``DynamicCache``; the prompt plus new tokens must then fit in ``n_positions``); with
+``use_cache=False`` it recomputes the prefix each step over the last ``n_positions`` tokens.
+Both give the same tokens (tested). Forward calls never build a cache unless asked.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import Cache, DynamicCache, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
@@ -59,13 +61,17 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache=None, layer_idx: int = 0) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        past = 0
+        if cache is not None:
+            past = cache.get_seq_length(layer_idx)
+            k, v = cache.update(k, v, layer_idx)
         p = self.dropout if self.training else 0.0
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        if mask is None:  # no padding: plain causal, or one new token that sees the whole cache
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=past == 0 and T > 1)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
@@ -83,8 +89,8 @@ class Block(nn.Module):
         if isinstance(self.mlp, DenseMLP):
             self.mlp.c_proj.residual_projection = True
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache=None, layer_idx: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache, layer_idx)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -160,24 +166,34 @@ class MoelensModel(MoelensPreTrainedModel):
         self.wte = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                output_hidden_states: bool = False) -> tuple[torch.Tensor, tuple | None]:
+                output_hidden_states: bool = False, cache=None) -> tuple[torch.Tensor, tuple | None]:
+        """Final hidden states [B, T, d] (and all layers' if asked) of ``input_ids`` [B, T].
+
+        With a key/value ``cache`` holding P earlier tokens, ``input_ids`` are the T new tokens
+        and ``attention_mask`` (if given) covers all P + T."""
         B, T = input_ids.shape
-        if T > self.config.n_positions:
-            raise ValueError(f"sequence of {T} tokens is longer than n_positions={self.config.n_positions}")
+        dev = input_ids.device
+        past = cache.get_seq_length() if cache is not None else 0
+        L = past + T
+        if L > self.config.n_positions:
+            raise ValueError(f"sequence of {L} tokens is longer than n_positions={self.config.n_positions}")
         mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            keep = attention_mask.bool()
-            pos = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-            causal = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril()
-            # a padded query still attends to itself, so no row is all -inf (no NaN)
-            mask = (causal & keep[:, None, :]) | torch.eye(T, dtype=torch.bool, device=input_ids.device)
-            mask = mask[:, None]
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        if padded:
+            pos = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, past:]
         else:
-            pos = torch.arange(T, device=input_ids.device).expand(B, T)
+            pos = torch.arange(past, L, device=dev).expand(B, T)
+        if padded or (past > 0 and T > 1):
+            keep = attention_mask.bool() if padded else torch.ones(B, L, dtype=torch.bool, device=dev)
+            query = torch.arange(past, L, device=dev)[:, None]
+            key = torch.arange(L, device=dev)[None, :]
+            # a padded query still attends to itself, so no row is all -inf (no NaN)
+            mask = ((key <= query) & keep[:, None, :]) | (key == query)
+            mask = mask[:, None]
         x = self.drop(self.wte(input_ids) + self.wpe(pos))
         states = [x] if output_hidden_states else None
-        for block in self.h:
-            x = block(x, mask)
+        for i, block in enumerate(self.h):
+            x = block(x, mask, cache, i)
             if states is not None:
                 states.append(x)
         x = self.ln_f(x)
@@ -208,8 +224,12 @@ class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                past_key_values: Cache | None = None, use_cache: bool | None = None,
                 return_dict: bool | None = None, **kwargs) -> MoelensCausalLMOutput:
-        hidden, states = self.transformer(input_ids, attention_mask, bool(output_hidden_states))
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        cache = past_key_values if use_cache or past_key_values is not None else None
+        hidden, states = self.transformer(input_ids, attention_mask, bool(output_hidden_states), cache)
         logits = self.lm_head(hidden)
         moe = self.moe_layers()
         aux = sum((m.aux_loss for m in moe), logits.new_zeros(()))
@@ -219,11 +239,18 @@ class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
                                       labels[:, 1:].reshape(-1), ignore_index=-100)
             loss = lm_loss + aux
         return MoelensCausalLMOutput(loss=loss, logits=logits, aux_loss=aux, lm_loss=lm_loss,
-                                     hidden_states=states)
+                                     past_key_values=cache, hidden_states=states)
 
-    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, attention_mask=None, **kwargs):
-        """Feed the whole prefix each step (no cache); crop to the position table's length."""
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, past_key_values=None,
+                                      attention_mask=None, use_cache=None, **kwargs):
+        """With a cache: feed only the tokens it does not hold yet. Without one: feed the whole
+        prefix, cropped to the last n_positions tokens (a sliding window)."""
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if past > 0:
+            return {"input_ids": input_ids[:, past:], "attention_mask": attention_mask,
+                    "past_key_values": past_key_values, "use_cache": True}
         n = self.config.n_positions
         if attention_mask is not None:
             attention_mask = attention_mask[:, -n:]
-        return {"input_ids": input_ids[:, -n:], "attention_mask": attention_mask}
+        return {"input_ids": input_ids[:, -n:], "attention_mask": attention_mask,
+                "past_key_values": past_key_values, "use_cache": use_cache}
