@@ -1,0 +1,105 @@
+"""Upcycling a dense model into experts: width rules, exactness at init, the CLI command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from model_helpers import one_thread, tiny_model  # noqa: F401 (autouse fixture)
+from moelens.errors import CheckpointError, ConfigError
+from moelens.models import MoELayer
+from moelens.models.upcycle import UpcycleConfig, expert_units, run, upcycle_model
+
+IDS = torch.randint(0, 32, (2, 12), generator=torch.Generator().manual_seed(0))
+
+
+def dense(act="relu", bias=True, width=32):
+    return tiny_model(seed=3, ffn="dense", ffn_act=act, ffn_width=width, bias=bias)
+
+
+def layer_pairs(d_model, m_model, x):
+    """(dense output, moe output) of every layer's FFN on the same input."""
+    return [(db.mlp(x), mb.mlp(x)) for db, mb in zip(d_model.transformer.h, m_model.transformer.h)]
+
+
+def test_cli_upcycle_same_width_is_exact(tmp_path):
+    src = dense(act="relu")
+    src.save_pretrained(tmp_path / "dense")
+    cfg = UpcycleConfig(source=tmp_path / "dense", out=tmp_path / "moe", expert_width=32, num_experts=4,
+                        top_k=2, seed=1)
+    assert run(cfg) == 0
+    moe = AutoModelForCausalLM.from_pretrained(tmp_path / "moe").eval()
+    c = moe.config
+    assert (c.ffn, c.router, c.expert_act, c.num_experts, c.expert_width) == ("moe", "sparsity", "relu", 4, 32)
+    assert json.loads((tmp_path / "moe" / "upcycle.json").read_text())["moe_settings"]["top_k"] == 2
+    x = torch.randn(2, 5, 16)
+    for d_out, m_out in layer_pairs(src, moe, x):
+        torch.testing.assert_close(m_out, d_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(moe(IDS).logits, src(IDS).logits, atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="already exists"):
+        run(cfg)
+
+
+def test_partition_with_uniform_weights_is_exact():
+    """M*D == F: the slices partition the dense units; scale F/D and weights 1/M give the dense output."""
+    src = dense(act="gelu")
+    moe = upcycle_model(src, dict(num_experts=4, top_k=4, expert_width=8, router="softmax",
+                                  expert_act="gelu"), seed=0).eval()
+    units, scale = expert_units(32, 8, 4)
+    assert scale == 4.0 and sorted(torch.cat(units).tolist()) == list(range(32))
+    for block in moe.transformer.h:
+        block.mlp.router.weight.data.zero_()  # uniform router -> every expert weighted 1/4
+    for d_out, m_out in layer_pairs(src, moe, torch.randn(3, 16)):
+        torch.testing.assert_close(m_out, d_out, atol=1e-5, rtol=0)
+
+
+def test_rolled_slices_and_scale():
+    units, scale = expert_units(dense_width=10, expert_width=4, num_experts=4)
+    assert scale == 2.5
+    assert [u.tolist() for u in units] == [[0, 1, 2, 3], [2, 3, 4, 5], [5, 6, 7, 8], [7, 8, 9, 0]]
+    src = dense(act="relu", bias=False)
+    moe = upcycle_model(src, dict(num_experts=4, top_k=2, expert_width=12, router="sparsity",
+                                  expert_act="relu"), seed=0)
+    w_fc, w_proj = src.transformer.h[0].mlp.c_fc.weight, src.transformer.h[0].mlp.c_proj.weight
+    layer: MoELayer = moe.transformer.h[0].mlp
+    u1, _ = expert_units(32, 12, 4)
+    torch.testing.assert_close(layer.w_enc[1], w_fc[u1[1]].t())
+    torch.testing.assert_close(layer.w_dec[1], w_proj[:, u1[1]].t() * (32 / 12))
+
+
+def test_wider_experts_are_padded_and_exact():
+    src = dense(act="relu", width=8)
+    moe = upcycle_model(src, dict(num_experts=2, top_k=1, expert_width=12, router="softmax",
+                                  expert_act="relu"), seed=5).eval()
+    layer = moe.transformer.h[0].mlp
+    assert (layer.w_dec[:, 8:] == 0).all() and (layer.w_enc[:, :, 8:] != 0).all()
+    for d_out, m_out in layer_pairs(src, moe, torch.randn(4, 16)):
+        torch.testing.assert_close(m_out, d_out, atol=1e-5, rtol=0)
+    again = upcycle_model(src, dict(num_experts=2, top_k=1, expert_width=12, router="softmax",
+                                    expert_act="relu"), seed=5)
+    assert torch.equal(again.transformer.h[0].mlp.w_enc, layer.w_enc)  # seeded
+
+
+def test_upcycle_user_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        run(UpcycleConfig(source=tmp_path / "missing", out=tmp_path / "o"))
+    src = dense(act="relu")
+    src.save_pretrained(tmp_path / "d")
+    with pytest.raises(ConfigError, match="top_k=9"):
+        run(UpcycleConfig(source=tmp_path / "d", out=tmp_path / "o", top_k=9))
+    assert not (tmp_path / "o").exists()
+    tiny_model(ffn="dense", ffn_act="geglu").save_pretrained(tmp_path / "g")
+    with pytest.raises(ConfigError, match="geglu"):
+        run(UpcycleConfig(source=tmp_path / "g", out=tmp_path / "o"))
+    with pytest.raises(ConfigError, match="--source"):
+        UpcycleConfig()
+
+
+def test_cli_reports_user_error_in_one_line(tmp_path):
+    from conftest import assert_user_error, run_cli
+
+    proc = run_cli("upcycle", "--source", tmp_path / "nothing", "--out", tmp_path / "o")
+    assert_user_error(proc, "no config.json")
