@@ -40,7 +40,7 @@ def outside_vocab(text: str) -> set[str]:
 
 
 def encode(text: str) -> np.ndarray:
-    """Token ids (uint8) of a chess string; raises DataError naming a character outside the vocab."""
+    """Token ids (uint8) of a chess string; DataError names any character outside the vocab."""
     try:
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     except UnicodeEncodeError:

@@ -49,8 +49,8 @@ def resolve_spec(cfg) -> GameSpec:
     if player == "auto":
         player = "stockfish" if stockfish else "builtin"
     if player == "stockfish" and stockfish is None:
-        raise DataError(f"stockfish binary not found ({cfg.stockfish_path}); install it "
-                        "(apt-get install stockfish), give --stockfish_path, or use --player builtin")
+        raise DataError(f"stockfish binary not found ({cfg.stockfish_path}); install it (apt-get "
+                        "install stockfish), give --stockfish_path, or use --player builtin")
     return GameSpec(seed=cfg.seed, player=player, stockfish=stockfish if player == "stockfish"
                     else None, multipv=cfg.multipv, depth_min=cfg.depth_min,
                     depth_max=cfg.depth_max, temperature_min=cfg.temperature_min,
@@ -90,8 +90,9 @@ def _import(cfg, shard_dir: Path) -> tuple[list[Path], list[dict]]:
             stats: Counter = Counter()
             it = pgn_games(path, stats) if kind == "pgn" else \
                 transcript_games(path, cfg.transcript_column, stats)
-            atomic_write_text(shard, "".join(g + "\n" for g in tqdm(
-                it, desc=f"import {path.name}", unit="game", disable=cfg.quiet, file=sys.stderr)))
+            bar = tqdm(it, desc=f"import {path.name}", unit="game", disable=cfg.quiet,
+                       file=sys.stderr, delay=1.0)
+            atomic_write_text(shard, "".join(g + "\n" for g in bar))
             atomic_write_json(stats_path, {"file": str(path), "kind": kind, **stats})
         info = json.loads(stats_path.read_text())
         report.append(info)
@@ -126,7 +127,7 @@ def build_chess(cfg) -> dict | None:
     if spec is not None:
         t0 = time.perf_counter()
         with tqdm(total=cfg.n_games, desc=f"games ({spec.player})", unit="game",
-                  disable=cfg.quiet, file=sys.stderr) as bar:
+                  disable=cfg.quiet, file=sys.stderr, delay=1.0) as bar:
             shards += generate(spec, cfg.n_games, shard_dir, cfg.shard_games,
                                cfg.workers or default_workers(), bar)
         gen_seconds = time.perf_counter() - t0
@@ -134,7 +135,8 @@ def build_chess(cfg) -> dict | None:
         rejected = sum(v for i in imports for k, v in i.items() if k.startswith("rejected"))
         raise DataError(f"zero valid games: all {rejected} imported games were rejected; check "
                         "the files or generate games with --n_games")
-    with tqdm(desc="blocks", unit="game", disable=cfg.quiet, file=sys.stderr) as bar:
+    with tqdm(desc="blocks", unit="game", disable=cfg.quiet, file=sys.stderr,
+              delay=1.0) as bar:
         split = write_splits(cfg.out, shards, cfg.seed, cfg.val_fraction, cfg.block_size, bar)
     source = {"generator": spec and {**vars(spec), "engine": version}, "imports": imports,
               "n_generated": cfg.n_games, **split, "generate_seconds": round(gen_seconds, 3),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -150,10 +150,6 @@ def read_shard(path: Path) -> Iterator[str]:
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                else (os.cpu_count() or 1))
-
-
-def spec_dict(spec: GameSpec) -> dict:
-    return asdict(spec)
 
 
 def check_player(spec: GameSpec) -> str:

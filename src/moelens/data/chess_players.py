@@ -10,7 +10,6 @@ sample among them with a softmax over their scores, which gives varied, still se
 from __future__ import annotations
 
 import math
-import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,7 +32,8 @@ def find_stockfish(path: str = "auto") -> str | None:
     """The Stockfish binary: ``path`` itself, or for ``auto`` PATH then Debian's /usr/games."""
     if path != "auto":
         return shutil.which(path) or (path if Path(path).is_file() else None)
-    return shutil.which("stockfish") or next((p for p in STOCKFISH_PATHS if Path(p).is_file()), None)
+    found = shutil.which("stockfish")
+    return found or next((p for p in STOCKFISH_PATHS if Path(p).is_file()), None)
 
 
 def find_book(path: str = "auto") -> str | None:
@@ -233,7 +233,3 @@ def _parse_info(line: str) -> tuple[int, float, str] | None:
     score = float(val) if kind == "cp" else math.copysign(MATE_CP - 100 * abs(val), val or -1)
     return mpv, score, f[f.index("pv") + 1]
 
-
-def python_random(rng: np.random.Generator) -> random.Random:
-    """A ``random.Random`` seeded from ``rng`` (for APIs that want one)."""
-    return random.Random(int(rng.integers(2**63)))

@@ -67,7 +67,8 @@ def _docs_of(path: Path, text_field: str, txt_documents: str) -> Iterator[str]:
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    raise DataError(f"{path}:{n} is not valid JSON; fix or remove the line") from None
+                    raise DataError(f"{path}:{n} is not valid JSON; fix or remove the line") \
+                        from None
                 if not isinstance(rec, dict) or text_field not in rec:
                     raise DataError(f"{path}:{n} has no field {text_field!r}; set --text_field")
                 yield str(rec[text_field] or "")
@@ -133,7 +134,8 @@ def load_tokenizer(spec: str, eos_token: str):
             raise DataError(f"cannot load a tokenizer from {path} ({type(exc).__name__}); give a "
                             "folder saved by save_pretrained or a tokenizer.json") from None
         if not getattr(tok, "is_fast", False):
-            raise DataError(f"tokenizer in {path} is not a fast tokenizer; save it as tokenizer.json")
+            raise DataError(f"tokenizer in {path} is not a fast tokenizer; save it as "
+                            "tokenizer.json")
     if tok.eos_token is None:
         if eos_token not in tok.get_vocab():
             raise DataError(f"tokenizer {spec} has no eos_token and no {eos_token!r} token; set "
@@ -194,7 +196,8 @@ def build_text(cfg) -> dict | None:
     def docs() -> Iterator[str]:
         return documents(files, cfg.text_field, cfg.txt_documents)
 
-    n = sum(1 for _ in tqdm(docs(), desc="count", unit="doc", disable=cfg.quiet, file=sys.stderr))
+    n = sum(1 for _ in tqdm(docs(), desc="count", unit="doc", disable=cfg.quiet,
+                            file=sys.stderr, delay=1.0))
     if n == 0:
         raise DataError(f"empty corpus: no non-blank documents in {', '.join(map(str, files))}")
     if n < 2:
@@ -218,7 +221,8 @@ def build_text(cfg) -> dict | None:
         fhs = {"train": t_fh, "val": v_fh}
         batch: list[str] = []
         flags: list[bool] = []
-        bar = tqdm(total=n, desc="tokenize", unit="doc", disable=cfg.quiet, file=sys.stderr)
+        bar = tqdm(total=n, desc="tokenize", unit="doc", disable=cfg.quiet, file=sys.stderr,
+                   delay=1.0)
 
         def flush() -> None:
             enc = tok.backend_tokenizer.encode_batch(batch, add_special_tokens=False)

@@ -1,4 +1,4 @@
-"""The token data directory shared by ``moelens data`` (writer) and ``moelens train|eval`` (readers).
+"""The token data directory: written by ``moelens data``, read by ``moelens train|eval``.
 
 Layout (docs/interfaces.md, "Token data directory")::
 
@@ -89,7 +89,8 @@ def _check_sizes(root: Path, meta: dict[str, Any]) -> None:
                             "directory is damaged, regenerate it")
     tok = meta["tokenizer"]
     if meta["kind"] == "text" and not (root / tok).is_file():
-        raise DataError(f"{root / tok} is missing; regenerate the directory with 'moelens data text'")
+        raise DataError(f"{root / tok} is missing; regenerate the directory with "
+                        "'moelens data text'")
 
 
 class TokenData:
@@ -107,7 +108,8 @@ class TokenData:
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
-            raise DataError(f"{meta_path} cannot be read ({exc}); regenerate the directory") from None
+            raise DataError(f"{meta_path} cannot be read ({exc}); regenerate the "
+                            "directory") from None
         self.meta: dict[str, Any] = _check(meta, self.path)
         _check_sizes(self.path, self.meta)
         self._maps: dict[str, np.ndarray] = {}
@@ -145,7 +147,7 @@ class TokenData:
         path = self.path / "games_val.txt"
         if self.kind != "chess" or not path.is_file():
             raise DataError(f"{self.path} has no games_val.txt; it is only written for chess data")
-        return [l for l in path.read_text(encoding="ascii").splitlines() if l]
+        return [g for g in path.read_text(encoding="ascii").splitlines() if g]
 
     def tokenizer(self):
         """``ChessTokenizer`` for chess; a ``PreTrainedTokenizerFast`` (eos set) for text."""
