@@ -74,4 +74,6 @@ def test_hf_chess_tokenizer_ids_offsets_and_padding():
 def test_plain_chess_tokenizer():
     tok = ChessTokenizer()
     assert tok.decode(tok.encode(GAME)) == GAME and len(tok) == 32
-    assert tok.encode(GAME) == tok.hf()(GAME)["input_ids"]
+    assert tok.encode(GAME) == tok.hf()(GAME)["input_ids"] == tok(GAME)["input_ids"]
+    enc = tok([GAME, ";1.d4"], padding=True, return_offsets_mapping=True)
+    assert enc["offset_mapping"][1][:5] == [(i, i + 1) for i in range(5)]

@@ -58,6 +58,9 @@ def test_bpe_trained_round_trip_and_split(tmp_path):
     assert (eos == np.asarray(data.val)).sum() == 12
     text = "the green cat ran, café 😀"
     assert tok.decode(tok.encode(text)) == text
+    assert build_text(_cfg(inputs=[str(src)], out=str(out), vocab_size=320)) is None  # up to date
+    with pytest.raises(DataError, match="overwrite"):
+        build_text(_cfg(inputs=[str(src)], out=str(out), vocab_size=300))
     # deterministic: same inputs and seed give the same bytes
     build_text(_cfg(inputs=[str(src)], out=str(tmp_path / "again"), vocab_size=320))
     for f in ("train.bin", "val.bin"):

@@ -153,9 +153,12 @@ def chess_tokenizer():
 class ChessTokenizer:
     """The chess vocabulary as a tokenizer object: ``encode(str) -> list[int]``, ``decode``.
 
-    Plain numpy lookups (fast for whole files); :meth:`hf` gives the equivalent Hugging Face
-    tokenizer (:func:`chess_tokenizer`) when offsets or batching are needed.
+    Plain numpy lookups (fast for whole files). Calling it (``tok(texts, padding=True,
+    return_offsets_mapping=True)``) goes to the equivalent Hugging Face tokenizer
+    (:func:`chess_tokenizer`, also returned by :meth:`hf`), for offsets and batching.
     """
+
+    _hf = None
 
     vocab = CHESS_VOCAB
     vocab_size = CHESS_VOCAB_SIZE
@@ -172,4 +175,9 @@ class ChessTokenizer:
         return CHESS_VOCAB_SIZE
 
     def hf(self):
-        return chess_tokenizer()
+        if ChessTokenizer._hf is None:
+            ChessTokenizer._hf = chess_tokenizer()
+        return ChessTokenizer._hf
+
+    def __call__(self, *args, **kwargs):
+        return self.hf()(*args, **kwargs)

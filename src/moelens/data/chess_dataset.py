@@ -33,13 +33,16 @@ OUTPUTS = ("meta.json", "train.bin", "val.bin", "games_val.txt")
 NEUTRAL = ("workers", "quiet", "overwrite", "out")
 
 
-def _identity(cfg) -> dict:
-    return {k: v for k, v in to_dict(cfg).items() if k not in NEUTRAL}
-
-
 def _file_id(path: Path) -> dict:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _identity(cfg) -> dict:
+    """What decides the data: the settings that matter plus the imported files' size and mtime."""
+    ident = {k: v for k, v in to_dict(cfg).items() if k not in NEUTRAL}
+    ident["input_files"] = [_file_id(Path(p)) for p in [*cfg.pgn, *cfg.transcripts]]
+    return ident
 
 
 def resolve_spec(cfg) -> GameSpec:
@@ -114,8 +117,7 @@ def build_chess(cfg) -> dict | None:
     spec = resolve_spec(cfg) if cfg.n_games else None
     version = check_player(spec) if spec else None
     shard_dir = cfg.out / ".shards"
-    ident = {"config": _identity(cfg), "spec": spec and vars(spec), "engine": version,
-             "inputs": [_file_id(Path(p)) for p in [*cfg.pgn, *cfg.transcripts]]}
+    ident = {"config": _identity(cfg), "spec": spec and vars(spec), "engine": version}
     spec_path = shard_dir / "spec.json"
     if spec_path.exists() and json.loads(spec_path.read_text()) != json.loads(json.dumps(ident)):
         shutil.rmtree(shard_dir)  # other settings: restart rather than mix games

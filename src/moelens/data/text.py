@@ -7,7 +7,8 @@ the split is exact and deterministic. The tokenizer is either a byte-level BPE t
 the ``tokenizers`` library on the training documents only, or an existing one loaded offline.
 It is always saved as ``tokenizer.json`` and read back through ``PreTrainedTokenizerFast``
 (transformers 5 builds an empty tokenizer from ``GPT2TokenizerFast(vocab_file=, merges_file=)``,
-so vocab/merges files are never used). Each document is followed by the EOS token.
+so vocab/merges files are never used). Documents are encoded without the tokenizer's own special
+tokens (no BOS from a post-processor) and each is followed by the EOS token.
 """
 
 from __future__ import annotations
@@ -165,9 +166,15 @@ def train_bpe(docs: Iterator[str], vocab_size: int, eos_token: str):
 # ---------------------------------------------------------------- build
 
 
-def _prepare_out(cfg) -> bool:
-    out: Path = cfg.out
+def _identity(cfg, files: list[Path]) -> dict:
+    """What decides the data: the settings that matter and each input file's size and mtime."""
     ident = {k: v for k, v in to_dict(cfg).items() if k not in ("quiet", "overwrite", "out")}
+    ident["input_files"] = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    return ident
+
+
+def _prepare_out(cfg, ident: dict) -> bool:
+    out: Path = cfg.out
     meta_path = out / "meta.json"
     if meta_path.exists() and not cfg.overwrite:
         try:
@@ -189,7 +196,8 @@ def build_text(cfg) -> dict | None:
     files = corpus_files(cfg.inputs)
     if cfg.tokenizer != "train" and not Path(cfg.tokenizer).exists():
         load_tokenizer(cfg.tokenizer, cfg.eos_token)  # raises the one-line error
-    if not _prepare_out(cfg):
+    ident = _identity(cfg, files)
+    if not _prepare_out(cfg, ident):
         print(f"{cfg.out} is already up to date (pass --overwrite to rebuild)")
         return None
 
@@ -245,13 +253,12 @@ def build_text(cfg) -> dict | None:
         bar.close()
     with atomic_path(cfg.out / "tokenizer.json") as tmp:
         tok.backend_tokenizer.save(str(tmp))
-    ident = {k: v for k, v in to_dict(cfg).items() if k not in ("quiet", "overwrite", "out")}
     meta = write_meta(cfg.out, {
         "kind": "text", "dtype": dtype.name, "vocab_size": vocab_size, "block_size": None,
         "tokenizer": "tokenizer.json", "n_train": counts["train"], "n_val": counts["val"],
         "eos_token": tok.eos_token, "eos_id": int(eos_id),
         "source": {"files": [str(f) for f in files], "n_documents": n, "n_val_documents": n_val,
-                   "tokenizer": cfg.tokenizer, "config": ident},
+                   "tokenizer": cfg.tokenizer, "add_special_tokens": False, "config": ident},
         "seed": cfg.seed})
     print(f"wrote {cfg.out}: {n - n_val} train / {n_val} val documents, {counts['train']} + "
           f"{counts['val']} tokens, vocab {vocab_size} ({dtype.name})")
