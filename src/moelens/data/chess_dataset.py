@@ -26,7 +26,7 @@ from moelens.data.chess_import import pgn_games, transcript_games
 from moelens.data.chess_players import find_book, find_stockfish
 from moelens.data.tokens import write_meta
 from moelens.errors import DataError
-from moelens.rundir import atomic_write_json, atomic_write_text
+from moelens.rundir import atomic_path, atomic_write_json
 
 OUTPUTS = ("meta.json", "train.bin", "val.bin", "games_val.txt")
 # settings that do not change the data (left out when deciding whether a directory is up to date)
@@ -95,7 +95,9 @@ def _import(cfg, shard_dir: Path) -> tuple[list[Path], list[dict]]:
                 transcript_games(path, cfg.transcript_column, stats)
             bar = tqdm(it, desc=f"import {path.name}", unit="game", disable=cfg.quiet,
                        file=sys.stderr, delay=1.0)
-            atomic_write_text(shard, "".join(g + "\n" for g in bar))
+            with atomic_path(shard) as tmp, open(tmp, "w", encoding="ascii") as fh:
+                for game in bar:  # streamed: a PGN dump need not fit in memory
+                    fh.write(game + "\n")
             atomic_write_json(stats_path, {"file": str(path), "kind": kind, **stats})
         info = json.loads(stats_path.read_text())
         report.append(info)

@@ -80,23 +80,23 @@ class Book:
 
 
 def _material(board: chess.Board, color: chess.Color) -> int:
-    return sum(PIECE_CP[p] * len(board.pieces(p, color)) for p in PIECE_CP)
+    return sum(v * board.pieces_mask(p, color).bit_count() for p, v in PIECE_CP.items() if v)
 
 
 def _hanging(board: chess.Board, color: chess.Color) -> int:
     """What ``color`` stands to lose to one capture by the side to move (crude exchange)."""
     worst = 0
     enemy = not color
-    for sq in chess.SquareSet(board.occupied_co[color]):
-        piece = board.piece_type_at(sq)
-        if piece == chess.KING:
-            continue
-        attackers = board.attackers(enemy, sq)
+    for sq in chess.scan_reversed(board.occupied_co[color] & ~board.kings):
+        attackers = board.attackers_mask(enemy, sq)
         if not attackers:
             continue
-        value = PIECE_CP[piece]
-        if board.attackers(color, sq):
-            value -= min(PIECE_CP[board.piece_type_at(a)] or 1000 for a in attackers)
+        value = PIECE_CP[board.piece_type_at(sq)]  # type: ignore[index]
+        if value <= worst:
+            continue
+        if board.is_attacked_by(color, sq):
+            value -= min(PIECE_CP[board.piece_type_at(a)] or 1000  # type: ignore[index]
+                         for a in chess.scan_reversed(attackers))
         worst = max(worst, value)
     return worst
 
@@ -107,14 +107,15 @@ def evaluate_move(board: chess.Board, move: chess.Move) -> float:
     me = board.turn
     board.push(move)
     try:
-        if board.is_checkmate():
-            return MATE_CP
         replies = board.legal_moves.count()
+        check = board.is_check()
+        if replies == 0 and check:
+            return MATE_CP
         material = _material(board, me) - _material(board, not me)
         if replies == 0 or board.is_insufficient_material() or board.is_repetition(3):
             return -abs(material) * 0.5 if material > 0 else 50.0  # draw: avoid when ahead
         score = material - 0.9 * _hanging(board, me) - 2.0 * replies
-        if board.is_check():
+        if check:
             score += 30
         if board.piece_type_at(move.to_square) == chess.PAWN:
             rank = chess.square_rank(move.to_square)
