@@ -94,3 +94,35 @@ def test_stockfish_games_are_legal_and_deterministic(tmp_path):
         assert 1 <= len(replay(g)) <= 30
     assert _games(spec, 3, tmp_path, workers=2, shard_games=1) == \
         _games(spec, 3, tmp_path / "w1", workers=1, shard_games=3)
+
+
+def test_auto_player_falls_back_to_builtin_and_explicit_stockfish_needs_the_binary(tmp_path):
+    from moelens.config import from_dict
+    from moelens.data.chess_dataset import resolve_spec
+    from moelens.data.commands import ChessDataConfig
+    from moelens.errors import DataError
+
+    missing = str(tmp_path / "no-stockfish")
+    cfg = from_dict(ChessDataConfig, {"stockfish_path": missing, "book": "none"})
+    spec = resolve_spec(cfg)
+    assert spec.player == "builtin" and spec.stockfish is None and spec.book is None
+    with pytest.raises(DataError, match="stockfish"):
+        resolve_spec(from_dict(ChessDataConfig, {"stockfish_path": missing, "player": "stockfish"}))
+    with pytest.raises(DataError, match="opening book"):
+        resolve_spec(from_dict(ChessDataConfig, {"book": str(tmp_path / "none.bin")}))
+
+
+@pytest.mark.skipif(find_book() is None, reason="no polyglot book (Debian gnuchess-book)")
+def test_book_openings_are_weighted_real_moves():
+    import chess.polyglot
+
+    spec = _spec(book=find_book(), book_plies=4, max_plies=4)
+    book_first = {e.move for e in chess.polyglot.open_reader(find_book()).find_all(chess.Board())}
+    from moelens.data.chess_players import Book
+
+    book = Book(spec.book)
+    firsts = set()
+    for i in range(12):
+        sans = replay(play_game(i, spec, BuiltinPlayer(), book))
+        firsts.add(chess.Board().parse_san(sans[0]))
+    assert firsts <= book_first and len(firsts) > 1
