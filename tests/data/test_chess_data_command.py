@@ -55,13 +55,20 @@ def test_same_seed_same_bytes_and_resume_after_interruption(tmp_path):
     assert _files(a) == _files(b)
     # an interrupted run: no meta.json and a shard missing -> rerun completes identically
     (b / "meta.json").unlink()
-    (b / ".shards" / "gen-000001.txt").unlink()
+    (b / ".shards" / "gen-000000003-000000006.txt").unlink()
     with pytest.raises(DataError, match="meta.json"):
         TokenData(b)
     build_chess(_cfg(b, n_games=6, workers=1))
     assert _files(a) == _files(b)
     meta_a, meta_b = (json.loads((d / "meta.json").read_text()) for d in (a, b))
     assert meta_a["n_train"] == meta_b["n_train"]
+    # more games later: the finished shards are reused, only the new range is played
+    first = (b / ".shards" / "gen-000000000-000000003.txt").stat().st_mtime_ns
+    build_chess(_cfg(b, n_games=8, workers=1, overwrite=True))
+    assert (b / ".shards" / "gen-000000000-000000003.txt").stat().st_mtime_ns == first
+    c = tmp_path / "c"
+    build_chess(_cfg(c, n_games=8, workers=1))
+    assert _files(b) == _files(c)
     with pytest.raises(DataError, match="overwrite"):
         build_chess(_cfg(a, n_games=6, seed=1))
     build_chess(_cfg(a, n_games=6, seed=1, overwrite=True))

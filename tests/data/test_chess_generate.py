@@ -53,7 +53,7 @@ def test_builtin_games_replay_and_depend_only_on_seed(tmp_path):
 
 def test_resume_reuses_finished_shards(tmp_path):
     first = _games(_spec(), 4, tmp_path, workers=1)
-    (tmp_path / "gen-000001.txt").unlink()
+    (tmp_path / "gen-000000002-000000004.txt").unlink()
     bar = _Count()
     generate(_spec(), 4, tmp_path, 2, 1, bar)
     assert bar.n == 4

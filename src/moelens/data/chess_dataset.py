@@ -3,8 +3,9 @@
 Work in progress lives in ``<out>/.shards/``: one validated shard per imported file and one per
 ``shard_games`` generated games, each written atomically, beside ``spec.json`` describing what
 produced them. A rerun with the same settings reuses finished shards (resume); with different
-settings the shards are discarded and rebuilt (restart). ``meta.json`` is written last, so a
-directory without it is never mistaken for a finished one.
+settings the shards are discarded and rebuilt (restart). Generation shards are named by their
+game range, so asking for more games later (``--overwrite --n_games N``) plays only the new ones.
+``meta.json`` is written last, so a directory without it is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import chess
 from tqdm import tqdm
 
 from moelens.config import to_dict
@@ -77,10 +79,10 @@ def _prepare_out(cfg) -> bool:
             return False
         raise DataError(f"{out} already holds a different finished data set; pass --overwrite "
                         "to replace it or choose another --out")
-    if cfg.overwrite:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / ".shards", ignore_errors=True)
+    for name in OUTPUTS:  # meta.json first: from here on the directory is unfinished
+        (out / name).unlink(missing_ok=True)
+    # shards stay: a game is a pure function of the generation spec and its index, and shards
+    # from another spec are discarded by build_chess
     return True
 
 
@@ -119,7 +121,11 @@ def build_chess(cfg) -> dict | None:
     spec = resolve_spec(cfg) if cfg.n_games else None
     version = check_player(spec) if spec else None
     shard_dir = cfg.out / ".shards"
-    ident = {"config": _identity(cfg), "spec": spec and vars(spec), "engine": version}
+    # what the shards depend on (not n_games, the split or the block size: those reuse them)
+    ident = {"spec": spec and vars(spec), "engine": version, "python-chess": chess.__version__,
+             "shard_games": cfg.shard_games,
+             "transcript_column": cfg.transcript_column,
+             "input_files": _identity(cfg)["input_files"]}
     spec_path = shard_dir / "spec.json"
     if spec_path.exists() and json.loads(spec_path.read_text()) != json.loads(json.dumps(ident)):
         shutil.rmtree(shard_dir)  # other settings: restart rather than mix games

@@ -97,8 +97,10 @@ def _play_shard(job: tuple[int, int, str]) -> int:
     return stop - start
 
 
-def shard_path(shard_dir: Path, k: int) -> Path:
-    return shard_dir / f"gen-{k:06d}.txt"
+def shard_path(shard_dir: Path, start: int, stop: int) -> Path:
+    """Shard of games ``start..stop-1``: named by its range, so a run asking for more games
+    later reuses every shard whose range it shares."""
+    return shard_dir / f"gen-{start:09d}-{stop:09d}.txt"
 
 
 def generate(spec: GameSpec, n_games: int, shard_dir: Path, shard_games: int, workers: int,
@@ -106,9 +108,9 @@ def generate(spec: GameSpec, n_games: int, shard_dir: Path, shard_games: int, wo
     """Play games ``0..n_games-1`` into shards under ``shard_dir`` (reusing finished shards)."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     paths, jobs = [], []
-    for k, start in enumerate(range(0, n_games, shard_games)):
+    for start in range(0, n_games, shard_games):
         stop = min(start + shard_games, n_games)
-        p = shard_path(shard_dir, k)
+        p = shard_path(shard_dir, start, stop)
         paths.append(p)
         if p.exists():
             progress.update(stop - start)
