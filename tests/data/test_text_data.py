@@ -113,3 +113,21 @@ def test_user_errors_are_one_line(tmp_path):
     bad.write_text('{"text": "a"}\n{"other": "b"}\n')
     with pytest.raises(DataError, match="bad.jsonl:2"):
         build_text(_cfg(inputs=[str(bad)], out=str(out), text_field="text"))
+
+
+def test_txt_document_modes_and_directory_expansion(tmp_path):
+    from moelens.data.text import corpus_files, documents
+
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "b.txt").write_text("one\ntwo\n\nthree\n")
+    (tmp_path / "d" / "sub" / "a.txt").write_text("four")
+    (tmp_path / "d" / "skip.md").write_text("ignored")
+    files = corpus_files([tmp_path / "d"])
+    assert [f.name for f in files] == ["b.txt", "a.txt"]
+    assert list(documents(files, "text", "file")) == ["one\ntwo\n\nthree\n", "four"]
+    assert list(documents(files, "text", "line")) == ["one", "two", "three", "four"]
+    assert list(documents(files, "text", "paragraph")) == ["one\ntwo", "three", "four"]
+    with pytest.raises(DataError, match="no inputs"):
+        corpus_files([])
+    with pytest.raises(DataError, match="not .txt"):
+        corpus_files([tmp_path / "d" / "skip.md"])
