@@ -40,3 +40,8 @@ class RecordingSink:
 
     def names(self) -> set[tuple[str, int]]:
         return set(self.calls)
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Forward hooks and pre-hooks on all modules (transformers adds its own, so compare counts)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

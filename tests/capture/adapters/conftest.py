@@ -7,6 +7,7 @@ the config independently of the adapter. Models are built once per test module, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,13 +85,14 @@ FAMILIES = [
 BY_NAME = {f.name: f for f in FAMILIES}
 
 
-def build(family: Family, seed: int = 0) -> torch.nn.Module:
+def build(family: Family, seed: int = 0, experts_implementation: str | None = None, **overrides: Any) -> torch.nn.Module:
     """The family's tiny CausalLM with seeded random weights, fp32, eval mode."""
     import transformers
 
-    cfg = getattr(transformers, family.config_cls)(**COMMON, **family.kwargs)
+    cfg = getattr(transformers, family.config_cls)(**COMMON, **{**family.kwargs, **overrides})
+    extra = {} if experts_implementation is None else {"experts_implementation": experts_implementation}
     torch.manual_seed(seed)  # tests may seed globally; library code never does
-    model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, **extra)
     with torch.no_grad():  # spread routing/correction biases so they matter in the test
         for name, buf in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
@@ -98,11 +100,28 @@ def build(family: Family, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=[f.name for f in FAMILIES])
+@functools.lru_cache(maxsize=None)
+def cached(name: str) -> torch.nn.Module:
+    """One shared model per family for the whole session (tests remove every hook they add)."""
+    return build(BY_NAME[name])
+
+
+@pytest.fixture(params=[f.name for f in FAMILIES])
 def family_model(request):
-    """``(Family, model)`` for each family, built once per test module."""
-    family = BY_NAME[request.param]
-    return family, build(family)
+    """``(Family, model)`` for every family."""
+    return BY_NAME[request.param], cached(request.param)
+
+
+@pytest.fixture(params=[f.name for f in FAMILIES if f.moe_layers])
+def moe_model(request):
+    """``(Family, model)`` for every MoE family."""
+    return BY_NAME[request.param], cached(request.param)
+
+
+@pytest.fixture(params=[f.name for f in FAMILIES if len(f.moe_layers) < f.num_layers])
+def dense_layer_model(request):
+    """``(Family, model)`` for every family with at least one dense-MLP layer (dense-first MoE too)."""
+    return BY_NAME[request.param], cached(request.param)
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ weighted by the recorded top-k weights, plus shared experts rebuild the MoE bloc
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
-from adapter_sink import RecordingSink
+from adapter_sink import RecordingSink, hook_count
 
 from moelens.capture.adapters import SPACES, get_adapter
 from moelens.capture.adapters.base import first
@@ -51,12 +50,13 @@ def test_logits_unchanged_and_hooks_removed(family_model, input_ids):
     _, model = family_model
     with torch.no_grad():
         ref = model(input_ids).logits
+    before = hook_count(model)
     adapter, sink, logits = _capture(model, input_ids)
     assert sink.calls, "capture recorded nothing"
     torch.testing.assert_close(logits, ref, rtol=0, atol=1e-6)
     for layer in adapter.moe_layers():
         assert "forward" not in vars(adapter.experts(layer)), "experts forward patch not removed"
-    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()), "hooks left behind"
+    assert hook_count(model) == before, "hooks left behind"
 
 
 def test_widths_match_config(family_model, input_ids):
@@ -92,11 +92,9 @@ def test_widths_match_config(family_model, input_ids):
         assert hidden.shape == (n, family.ffn_width)
 
 
-def test_expert_rows_rebuild_moe_block(family_model, input_ids):
-    family, model = family_model
+def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
+    family, model = moe_model
     adapter, sink, _ = _capture(model, input_ids)
-    if not adapter.moe_layers():
-        pytest.skip("dense family")
     for layer in adapter.moe_layers():
         block_in, block_out = _block_io(adapter, layer, model, input_ids)
         ids, weights = sink.one("routing", layer)
@@ -119,12 +117,10 @@ def test_expert_rows_rebuild_moe_block(family_model, input_ids):
         torch.testing.assert_close(rebuilt, block_out, rtol=0, atol=1e-5)
 
 
-def test_expert_neurons_follow_the_family_formula(family_model, input_ids):
+def test_expert_neurons_follow_the_family_formula(moe_model, input_ids):
     """Neurons recomputed from the raw weights with the family's published activation."""
-    family, model = family_model
+    family, model = moe_model
     adapter, sink, _ = _capture(model, input_ids)
-    if not adapter.moe_layers():
-        pytest.skip("dense family")
     for layer in adapter.moe_layers():
         experts = adapter.experts(layer)
         block_in, _ = _block_io(adapter, layer, model, input_ids)
@@ -141,11 +137,9 @@ def test_expert_neurons_follow_the_family_formula(family_model, input_ids):
             torch.testing.assert_close(hidden[expert_idx == e], manual, rtol=0, atol=1e-5)
 
 
-def test_routing_equals_router(family_model, input_ids):
-    _, model = family_model
+def test_routing_equals_router(moe_model, input_ids):
+    _, model = moe_model
     adapter = get_adapter(model)
-    if not adapter.moe_layers():
-        pytest.skip("dense family")
     from_router = {}
 
     def keep(layer):
@@ -172,11 +166,10 @@ def test_routing_equals_router(family_model, input_ids):
             torch.testing.assert_close(lg.float(), from_router[layer][0].float(), rtol=0, atol=1e-6)
 
 
-def test_dense_neurons_rebuild_mlp(family_model, input_ids):
-    _, model = family_model
+def test_dense_neurons_rebuild_mlp(dense_layer_model, input_ids):
+    _, model = dense_layer_model
     adapter, sink, _ = _capture(model, input_ids)
-    if not adapter.dense_layers():
-        pytest.skip("no dense layer")
+    assert adapter.dense_layers()
     for layer in adapter.dense_layers():
         (hidden,) = sink.one("ffn", layer)
         _, block_out = _block_io(adapter, layer, model, input_ids)
