@@ -195,3 +195,14 @@ def test_stop_after_skips_later_layers(family_model, input_ids):
     assert sink.names() == {("resid", 0)}
     with torch.no_grad():  # the stop hook is gone afterwards
         assert model(input_ids).logits.shape[:2] == input_ids.shape
+
+
+def test_stop_after_entered_before_attach_still_records_the_layer(input_ids):
+    from conftest import cached
+
+    model = cached("qwen2_moe")
+    adapter = get_adapter(model)
+    sink = RecordingSink()
+    with torch.no_grad(), adapter.stop_after(1), adapter.attach(sink, layers=[1], spaces=["resid", "ffn"]):
+        model(input_ids)
+    assert sink.names() == {("resid", 1), ("ffn", 1)}

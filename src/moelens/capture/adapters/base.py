@@ -60,7 +60,10 @@ class Handle:
         """Undo everything, newest first; calling it twice is harmless."""
         while self._undo:
             undo = self._undo.pop()
-            undo.remove() if hasattr(undo, "remove") else undo()
+            if hasattr(undo, "remove"):
+                undo.remove()
+            else:
+                undo()
 
     def __enter__(self) -> Handle:
         return self
@@ -159,8 +162,8 @@ class Adapter:
             blocks = self.decoder_layers()
             for layer in layer_list:
                 self._attach_layer(handle, sink, layer, wanted)
-                if "resid" in wanted:
-                    handle.add(blocks[layer].register_forward_hook(_resid_hook(sink, layer)))
+                if "resid" in wanted:  # prepend: runs before a stop_after hook, whichever came first
+                    handle.add(blocks[layer].register_forward_hook(_resid_hook(sink, layer), prepend=True))
         except BaseException:
             handle.remove()
             raise

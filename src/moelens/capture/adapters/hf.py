@@ -99,7 +99,8 @@ class HFAdapter(Adapter):
 
     def expert_act_is_sparse(self, layer: int) -> bool:
         experts = self._moe(layer)
-        default_gate = getattr(type(experts), "_apply_gate", None).__name__ == "_default_apply_gate"
+        gate_fn = getattr(type(experts), "_apply_gate", None)
+        default_gate = getattr(gate_fn, "__name__", "") == "_default_apply_gate"
         return default_gate and isinstance(getattr(experts, "act_fn", None), torch.nn.ReLU)
 
     # -- recompute helpers -----------------------------------------------------------------

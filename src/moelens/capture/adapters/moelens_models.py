@@ -105,5 +105,5 @@ class MoelensAdapter(Adapter):
 
 def _expert_bias(mlp: torch.nn.Module, num_experts: int, hidden: int) -> torch.Tensor | None:
     """A per-expert output bias ``[E, H]`` among the layer's parameters, if it has one."""
-    found = [p for n, p in mlp.named_parameters() if n.endswith("bias") and tuple(p.shape) == (num_experts, hidden)]
+    found = [p for n, p in mlp.named_parameters() if "bias" in n.rsplit(".", 1)[-1] and tuple(p.shape) == (num_experts, hidden)]
     return found[0] if len(found) == 1 else None
