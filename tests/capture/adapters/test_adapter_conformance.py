@@ -8,9 +8,12 @@ weighted by the recorded top-k weights, plus shared experts rebuild the MoE bloc
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from adapter_sink import RecordingSink, hook_count
+from conftest import cached
 
 from moelens.capture.adapters import SPACES, get_adapter
 from moelens.capture.adapters.base import first
@@ -24,34 +27,52 @@ def _capture(model, ids, layers=None, spaces=SPACES):
     return adapter, sink, logits
 
 
-def _block_io(adapter, layer, model, ids):
-    """(block input [N, H], block output [N, H]) of ``layer``'s feed-forward block, stock forward."""
-    seen = {}
-    block = adapter.block(layer)
+IDS = torch.randint(3, 128, (2, 7), generator=torch.Generator().manual_seed(0))
+"""The batch every conformance check runs on (same as the ``input_ids`` fixture)."""
 
-    def keep_in(module, args):
-        seen["in"] = args[0].reshape(-1, args[0].shape[-1])
 
-    def keep_out(module, args, output):
-        seen["out"] = first(output).reshape(-1, first(output).shape[-1])
+@functools.lru_cache(maxsize=None)
+def captured(name):
+    """One capture of every layer and space per family, shared by the checks below."""
+    return _capture(cached(name), IDS)
 
-    h1 = block.register_forward_pre_hook(keep_in)
-    h2 = block.register_forward_hook(keep_out)
+
+@functools.lru_cache(maxsize=None)
+def stock(name):
+    """Stock forward of a family: logits and each FFN block's input and output, flattened."""
+    model = cached(name)
+    adapter = get_adapter(model)
+    block_in, block_out = {}, {}
+
+    def keep(layer):
+        def pre(module, args):
+            block_in[layer] = args[0].reshape(-1, args[0].shape[-1])
+
+        def post(module, args, output):
+            block_out[layer] = first(output).reshape(-1, first(output).shape[-1])
+
+        return pre, post
+
+    hooks = []
+    for layer in range(adapter.num_layers):
+        pre, post = keep(layer)
+        hooks += [adapter.block(layer).register_forward_pre_hook(pre), adapter.block(layer).register_forward_hook(post)]
     try:
         with torch.no_grad():
-            model(ids)
+            logits = model(IDS).logits
     finally:
-        h1.remove()
-        h2.remove()
-    return seen["in"], seen["out"]
+        for h in hooks:
+            h.remove()
+    return logits, block_in, block_out
 
 
 def test_logits_unchanged_and_hooks_removed(family_model, input_ids):
-    _, model = family_model
-    with torch.no_grad():
-        ref = model(input_ids).logits
+    family, model = family_model
+    assert torch.equal(input_ids, IDS)
+    ref = stock(family.name)[0]
     before = hook_count(model)
-    adapter, sink, logits = _capture(model, input_ids)
+    captured.cache_clear()  # measure hooks around a fresh capture
+    adapter, sink, logits = captured(family.name)
     assert sink.calls, "capture recorded nothing"
     torch.testing.assert_close(logits, ref, rtol=0, atol=1e-6)
     for layer in adapter.moe_layers():
@@ -61,7 +82,7 @@ def test_logits_unchanged_and_hooks_removed(family_model, input_ids):
 
 def test_widths_match_config(family_model, input_ids):
     family, model = family_model
-    adapter, sink, _ = _capture(model, input_ids)
+    adapter, sink, _ = captured(family.name)
     n = input_ids.numel()
     assert adapter.num_layers == family.num_layers
     assert adapter.moe_layers() == family.moe_layers
@@ -94,9 +115,10 @@ def test_widths_match_config(family_model, input_ids):
 
 def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
     family, model = moe_model
-    adapter, sink, _ = _capture(model, input_ids)
+    adapter, sink, _ = captured(family.name)
+    _, blocks_in, blocks_out = stock(family.name)
     for layer in adapter.moe_layers():
-        block_in, block_out = _block_io(adapter, layer, model, input_ids)
+        block_in, block_out = blocks_in[layer], blocks_out[layer]
         ids, weights = sink.one("routing", layer)
         token_idx, expert_idx, hidden, out = sink.one("expert_rows", layer)
         # every (token, top-k slot) appears exactly once among the rows
@@ -120,10 +142,10 @@ def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
 def test_expert_neurons_follow_the_family_formula(moe_model, input_ids):
     """Neurons recomputed from the raw weights with the family's published activation."""
     family, model = moe_model
-    adapter, sink, _ = _capture(model, input_ids)
+    adapter, sink, _ = captured(family.name)
     for layer in adapter.moe_layers():
         experts = adapter.experts(layer)
-        block_in, _ = _block_io(adapter, layer, model, input_ids)
+        block_in = stock(family.name)[1][layer]
         token_idx, expert_idx, hidden, _ = sink.one("expert_rows", layer)
         for e in expert_idx.unique().tolist():
             x = block_in[token_idx[expert_idx == e]]
@@ -167,12 +189,12 @@ def test_routing_equals_router(moe_model, input_ids):
 
 
 def test_dense_neurons_rebuild_mlp(dense_layer_model, input_ids):
-    _, model = dense_layer_model
-    adapter, sink, _ = _capture(model, input_ids)
+    family, model = dense_layer_model
+    adapter, sink, _ = captured(family.name)
     assert adapter.dense_layers()
     for layer in adapter.dense_layers():
         (hidden,) = sink.one("ffn", layer)
-        _, block_out = _block_io(adapter, layer, model, input_ids)
+        block_out = stock(family.name)[2][layer]
         torch.testing.assert_close(adapter.ffn_output(layer, hidden), block_out, rtol=0, atol=1e-5)
 
 
@@ -198,8 +220,6 @@ def test_stop_after_skips_later_layers(family_model, input_ids):
 
 
 def test_stop_after_entered_before_attach_still_records_the_layer(input_ids):
-    from conftest import cached
-
     model = cached("qwen2_moe")
     adapter = get_adapter(model)
     sink = RecordingSink()
