@@ -128,3 +128,12 @@ def dense_layer_model(request):
 def input_ids() -> torch.Tensor:
     """A seeded batch of 2 × 7 token ids (pad-free)."""
     return torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _one_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core box one thread is faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
