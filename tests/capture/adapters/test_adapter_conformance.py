@@ -136,6 +136,7 @@ def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
             s_hidden, s_out = sink.one("shared", layer)
             torch.testing.assert_close(adapter.shared_output(layer, s_hidden, block_in), s_out, rtol=0, atol=1e-5)
             rebuilt += s_out
+        assert adapter.block_bias(layer) is None  # HF MoE blocks add no constant
         torch.testing.assert_close(rebuilt, block_out, rtol=0, atol=1e-5)
 
 

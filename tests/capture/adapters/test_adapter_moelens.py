@@ -108,6 +108,9 @@ def _check_adapter(model, ids):
             torch.testing.assert_close(rec, out[rows], rtol=0, atol=1e-5)
             w = (weights * (ids_ == e)).sum(-1)[token_idx[rows], None]
             rebuilt.index_add_(0, token_idx[rows], rec * w)
+        bias = adapter.block_bias(layer)
+        if bias is not None:
+            rebuilt += bias.detach()
         torch.testing.assert_close(rebuilt, outs[layer], rtol=0, atol=1e-5)
     for layer in dense:
         (hidden,) = sink.one("ffn", layer)
@@ -129,14 +132,18 @@ def test_contract_stand_in():
     assert adapter.expert_act_is_sparse(1)
 
 
-@pytest.mark.parametrize("ffn", ["dense", "moe"])
-def test_real_moelens_models(ffn):
+@pytest.mark.parametrize("ffn,router", [("dense", "softmax"), ("moe", "softmax"), ("moe", "sparsity")])
+def test_real_moelens_models(ffn, router):
     models = pytest.importorskip("moelens.models")
     cfg = models.MoelensConfig(vocab_size=32, n_positions=16, n_layer=2, n_head=2, n_embd=16, bias=True,
                                dropout=0.0, ffn=ffn, ffn_width=32, ffn_act="gelu", num_experts=4, top_k=2,
-                               expert_width=8, expert_act="relu", router="softmax", router_temperature=1.0,
+                               expert_width=8, expert_act="relu", router=router, router_temperature=1.0,
                                aux_loss_coef=0.0)
     torch.manual_seed(0)
     model = models.MoelensForCausalLM(cfg).eval()
+    with torch.no_grad():  # non-zero biases, so a missing bias term would show
+        for name, p in model.named_parameters():
+            if name.endswith(("b_dec", "b_enc", ".bias")):
+                p.normal_(0, 0.1)
     adapter = _check_adapter(model, torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0)))
     assert (adapter.moe_layers() == [0, 1]) == (ffn == "moe")

@@ -152,6 +152,13 @@ class Adapter:
         """Dense MLP output from its captured neurons."""
         raise NotImplementedError
 
+    def block_bias(self, layer: int) -> torch.Tensor | None:
+        """A constant ``[H]`` the MoE block adds to its weighted expert sum (moelens ``b_dec``), or None.
+
+        MoE block output = Σ_slots weight · expert_output + shared out + block_bias.
+        """
+        return None
+
     # -- hooks -------------------------------------------------------------------------------
     def attach(self, sink: Sink, layers: Iterable[int] | None = None, spaces: Iterable[str] = SPACES) -> Handle:
         """Install capture hooks for ``layers`` (all if None) and ``spaces``; returns a handle."""

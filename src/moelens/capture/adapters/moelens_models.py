@@ -63,8 +63,11 @@ class MoelensAdapter(Adapter):
         if w.shape[0] != self.hidden_size:
             w = w.t()
         out = hidden @ w[:, expert * width : (expert + 1) * width].t()
-        bias = _expert_bias(mlp, self.num_experts(layer), self.hidden_size)
+        bias = _expert_bias(mlp, self.num_experts(layer), self.hidden_size)  # per-expert, if any
         return out if bias is None else out + bias[expert]
+
+    def block_bias(self, layer: int) -> torch.Tensor | None:
+        return getattr(self.mlp(layer), "b_dec", None) if self._is_moe(layer) else None
 
     def shared_output(self, layer: int, hidden: torch.Tensor, block_input: torch.Tensor | None = None) -> torch.Tensor:
         raise ValueError("moelens models have no shared experts")
@@ -75,6 +78,8 @@ class MoelensAdapter(Adapter):
             raise ValueError(f"layer {layer} is a MoE layer, not a dense MLP")
         if hasattr(mlp, "output_from_hidden"):
             return mlp.output_from_hidden(hidden)
+        if isinstance(getattr(mlp, "c_proj", None), torch.nn.Linear):
+            return mlp.c_proj(hidden)
         width = int(self.config.ffn_width)
         downs = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear) and m.in_features == width]
         if len(downs) != 1:
