@@ -70,7 +70,7 @@ def main() -> None:
             model(ids)
 
     for name, sink in (("null", NullSink()), ("copy", CopySink())):
-        def captured():
+        def captured(sink=sink):
             with torch.no_grad(), adapter.attach(sink, spaces=["expert", "expert_gate", "expert_out", "resid"]):
                 model(ids)
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 VOCAB = 128
-COMMON = dict(vocab_size=VOCAB, pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=False)
-LLAMA_LIKE = dict(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+COMMON = {"vocab_size": VOCAB, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "tie_word_embeddings": False}
+LLAMA_LIKE = {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64}
 
 
 @dataclass
@@ -51,14 +51,14 @@ FAMILIES = [
            mlp_only_layers=[1], decoder_sparse_step=1, norm_topk_prob=False), 16, 40, 20, [0, 2]),
     Family("qwen3_moe", "Qwen3MoeConfig", dict(LLAMA_LIKE, num_hidden_layers=2, head_dim=8, intermediate_size=40,
            moe_intermediate_size=16, num_experts=8, num_experts_per_tok=3, norm_topk_prob=True), 16, 0, 0, [0, 1], 2),
-    Family("deepseek_v3", "DeepseekV3Config", dict(hidden_size=32, num_attention_heads=4, num_key_value_heads=4,
-           max_position_embeddings=64, num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=12,
-           n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=2, first_k_dense_replace=1, n_group=2,
-           topk_group=1, routed_scaling_factor=2.5, norm_topk_prob=True, kv_lora_rank=16, q_lora_rank=24,
-           qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8), 12, 40, 24, [1, 2]),
-    Family("gpt_oss", "GptOssConfig", dict(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-           max_position_embeddings=64, num_hidden_layers=2, intermediate_size=16, num_local_experts=4,
-           num_experts_per_tok=2, sliding_window=8, layer_types=["sliding_attention", "full_attention"]),
+    Family("deepseek_v3", "DeepseekV3Config", {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 4,
+           "max_position_embeddings": 64, "num_hidden_layers": 3, "intermediate_size": 40, "moe_intermediate_size": 12,
+           "n_routed_experts": 8, "num_experts_per_tok": 2, "n_shared_experts": 2, "first_k_dense_replace": 1, "n_group": 2,
+           "topk_group": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": True, "kv_lora_rank": 16, "q_lora_rank": 24,
+           "qk_rope_head_dim": 4, "qk_nope_head_dim": 4, "v_head_dim": 8}, 12, 40, 24, [1, 2]),
+    Family("gpt_oss", "GptOssConfig", {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+           "max_position_embeddings": 64, "num_hidden_layers": 2, "intermediate_size": 16, "num_local_experts": 4,
+           "num_experts_per_tok": 2, "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]},
            16, 0, 0, [0, 1], 2),
     Family("ernie4_5_moe", "Ernie4_5_MoeConfig", dict(LLAMA_LIKE, num_hidden_layers=3, intermediate_size=40,
            moe_intermediate_size=16, moe_num_experts=6, moe_k=2, moe_num_shared_experts=1, moe_layer_start_index=1,
@@ -78,9 +78,9 @@ FAMILIES = [
     Family("olmo2", "Olmo2Config", dict(LLAMA_LIKE, num_hidden_layers=2, intermediate_size=48), 0, 48, 0, [], 2),
     Family("qwen3", "Qwen3Config", dict(LLAMA_LIKE, num_hidden_layers=2, head_dim=8, intermediate_size=48), 0, 48, 0,
            [], 2),
-    Family("gpt_neox", "GPTNeoXConfig", dict(hidden_size=32, num_attention_heads=4, num_hidden_layers=2,
-           intermediate_size=64, max_position_embeddings=64), 0, 64, 0, [], 2),
-    Family("gpt2", "GPT2Config", dict(n_embd=32, n_head=4, n_layer=2, n_inner=64, n_positions=64), 0, 64, 0, [], 2),
+    Family("gpt_neox", "GPTNeoXConfig", {"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2,
+           "intermediate_size": 64, "max_position_embeddings": 64}, 0, 64, 0, [], 2),
+    Family("gpt2", "GPT2Config", {"n_embd": 32, "n_head": 4, "n_layer": 2, "n_inner": 64, "n_positions": 64}, 0, 64, 0, [], 2),
 ]
 BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -100,7 +100,7 @@ def build(family: Family, seed: int = 0, experts_implementation: str | None = No
     return model.eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached(name: str) -> torch.nn.Module:
     """One shared model per family for the whole session (tests remove every hook they add)."""
     return build(BY_NAME[name])

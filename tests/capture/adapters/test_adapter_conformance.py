@@ -31,13 +31,13 @@ IDS = torch.randint(3, 128, (2, 7), generator=torch.Generator().manual_seed(0))
 """The batch every conformance check runs on (same as the ``input_ids`` fixture)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def captured(name):
     """One capture of every layer and space per family, shared by the checks below."""
     return _capture(cached(name), IDS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stock(name):
     """Stock forward of a family: logits and each FFN block's input and output, flattened."""
     model = cached(name)
@@ -98,7 +98,7 @@ def test_widths_match_config(family_model, input_ids):
         ids, weights = sink.one("routing", layer)
         k = adapter.top_k(layer)
         assert ids.shape == weights.shape == (n, k)
-        token_idx, expert_idx, hidden, out = sink.one("expert_rows", layer)
+        _token_idx, expert_idx, hidden, out = sink.one("expert_rows", layer)
         assert hidden.shape == (n * k, family.expert_width)
         assert out.shape == (n * k, adapter.hidden_size)
         assert int(expert_idx.max()) < adapter.num_experts(layer)
@@ -114,7 +114,7 @@ def test_widths_match_config(family_model, input_ids):
 
 
 def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
-    family, model = moe_model
+    family, _model = moe_model
     adapter, sink, _ = captured(family.name)
     _, blocks_in, blocks_out = stock(family.name)
     for layer in adapter.moe_layers():
@@ -142,7 +142,7 @@ def test_expert_rows_rebuild_moe_block(moe_model, input_ids):
 
 def test_expert_neurons_follow_the_family_formula(moe_model, input_ids):
     """Neurons recomputed from the raw weights with the family's published activation."""
-    family, model = moe_model
+    family, _model = moe_model
     adapter, sink, _ = captured(family.name)
     for layer in adapter.moe_layers():
         experts = adapter.experts(layer)
@@ -190,7 +190,7 @@ def test_routing_equals_router(moe_model, input_ids):
 
 
 def test_dense_neurons_rebuild_mlp(dense_layer_model, input_ids):
-    family, model = dense_layer_model
+    family, _model = dense_layer_model
     adapter, sink, _ = captured(family.name)
     assert adapter.dense_layers()
     for layer in adapter.dense_layers():

@@ -7,7 +7,12 @@ import torch
 from adapter_sink import RecordingSink, hook_count
 from conftest import BY_NAME, build, cached
 
-from moelens.capture.adapters import HFAdapter, get_adapter, register, supported_families
+from moelens.capture.adapters import (
+    HFAdapter,
+    get_adapter,
+    register,
+    supported_families,
+)
 from moelens.errors import ConfigError, UnsupportedModelError
 
 
@@ -64,9 +69,8 @@ def test_attach_rejects_bad_layers_and_spaces():
         adapter.attach(RecordingSink(), layers=[5], spaces=["expert"])
     with pytest.raises(ConfigError, match="unknown unit space"):
         adapter.attach(RecordingSink(), layers=[0], spaces=["neurons"])
-    with pytest.raises(ConfigError, match="out of range"):
-        with adapter.stop_after(-1):
-            pass
+    with pytest.raises(ConfigError, match="out of range"), adapter.stop_after(-1):
+        pass
 
 
 def test_second_attach_on_same_experts_is_refused_and_first_survives(input_ids):
@@ -120,3 +124,13 @@ def test_inputs_in_a_batch_are_flattened_row_major(input_ids):
     seq = input_ids.shape[1]
     torch.testing.assert_close(full.one("resid", 1)[0][seq:], single.one("resid", 1)[0], rtol=0, atol=1e-5)
     assert torch.equal(full.one("routing", 1)[0][seq:], single.one("routing", 1)[0])
+
+
+def test_ernie_without_shared_experts_reports_and_emits_none(input_ids):
+    model = build(BY_NAME["ernie4_5_moe"], moe_num_shared_experts=0)
+    adapter = get_adapter(model)
+    assert adapter.moe_layers() == [1, 2] and adapter.shared_width(1) == 0
+    sink = RecordingSink()
+    with torch.no_grad(), adapter.attach(sink, spaces=["shared", "expert"]):
+        model(input_ids)
+    assert sink.names() == {("routing", 1), ("expert_rows", 1), ("routing", 2), ("expert_rows", 2)}

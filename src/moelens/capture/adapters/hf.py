@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from .base import EXPERT_SPACES, Adapter, Handle, Sink, flat, first
+from .base import EXPERT_SPACES, Adapter, Handle, Sink, first, flat
 from .experts import expert_down, tapped_experts_forward
 
 
