@@ -130,7 +130,7 @@ def input_ids() -> torch.Tensor:
     return torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True, scope="package")
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny models gain nothing from threads; on a shared 2-core box one thread is faster."""
     before = torch.get_num_threads()
