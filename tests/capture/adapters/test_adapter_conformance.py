@@ -12,11 +12,12 @@ import functools
 
 import torch
 import torch.nn.functional as F
-from adapter_sink import RecordingSink, hook_count
-from conftest import cached
 
 from moelens.capture.adapters import SPACES, get_adapter
 from moelens.capture.adapters.base import first
+
+from .adapter_families import cached
+from .adapter_sink import RecordingSink, hook_count
 
 
 def _capture(model, ids, layers=None, spaces=SPACES):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import BY_NAME, build
 
 from moelens.capture.adapters import get_adapter, load_model
 from moelens.errors import CheckpointError
+
+from .adapter_families import BY_NAME, build
 
 
 def _tokenizer():

@@ -12,9 +12,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from adapter_sink import RecordingSink
 
 from moelens.capture.adapters import get_adapter
+
+from .adapter_sink import RecordingSink
 
 H, E, D, K, FW, V = 16, 4, 8, 2, 24, 32
 

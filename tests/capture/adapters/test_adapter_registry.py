@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from adapter_sink import RecordingSink, hook_count
-from conftest import BY_NAME, build, cached
 
 from moelens.capture.adapters import (
     HFAdapter,
@@ -14,6 +12,9 @@ from moelens.capture.adapters import (
     supported_families,
 )
 from moelens.errors import ConfigError, UnsupportedModelError
+
+from .adapter_families import BY_NAME, build, cached
+from .adapter_sink import RecordingSink, hook_count
 
 
 class _FakeConfig:
