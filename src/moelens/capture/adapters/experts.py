@@ -44,9 +44,16 @@ def _loop_grouped_linear(
 def grouped_linear(
     x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, bias: torch.Tensor | None, transposed: bool
 ) -> torch.Tensor:
-    """``x`` rows (sorted by expert) times their expert's weight, plus the per-row bias."""
+    """``x`` rows (sorted by expert) times their expert's weight, plus the per-row bias.
+
+    Uses the stock grouped matmul; widths it cannot take (strides not a multiple of 16 bytes,
+    which the stock path would also reject but an ``eager`` model runs) go through a per-expert loop.
+    """
     if _hf_grouped_linear is not None:
-        return _hf_grouped_linear(x, weight, offsets, bias=bias, is_transposed=transposed)
+        try:
+            return _hf_grouped_linear(x, weight, offsets, bias=bias, is_transposed=transposed)
+        except RuntimeError:
+            pass
     return _loop_grouped_linear(x, weight, offsets, bias, transposed)
 
 
