@@ -2,7 +2,7 @@
 
 ``FakeStore`` implements the reader methods documented in docs/interfaces.md ("Activation
 store") that probing uses, with a planted signal: in layer 0, neuron 3 of expert 1 is
-``3 * [token contains a digit] + noise`` on the tokens routed to it. ``FakeRegistry`` mimics the
+``5 * [token contains a digit] + noise`` on the tokens routed to it. ``FakeRegistry`` mimics the
 concept registry's documented functions for two concepts (``digit``, ``capital``).
 """
 
@@ -53,7 +53,7 @@ class FakeStore:
             self._routing[l] = (ids, w / w.sum(1, keepdims=True))
             acts = rng.normal(size=(n, self.E, self.D)).astype(np.float32)
             if l == PLANTED[0]:
-                acts[:, PLANTED[1], PLANTED[2]] += 3.0 * digit
+                acts[:, PLANTED[1], PLANTED[2]] += 5.0 * digit
             self._acts[l] = acts
             self._dense[(l, "shared")] = rng.normal(size=(n, 8)).astype(np.float32)
             self._dense[(l, "resid")] = (rng.normal(size=(n, 12)) + 0.3 * digit[:, None]).astype(np.float32)
