@@ -64,13 +64,13 @@ def prepare(X: np.ndarray, y: np.ndarray, meta: dict[str, Any], seed: int, kmax:
     if n_pos < min_per_class or n_neg < min_per_class or width == 0:
         return Prepared(meta, NOT_ENOUGH, n_pos, n_neg, width)
     split = stratified_split(y, seed)
-    Xtr = np.asarray(X[split.train], dtype=np.float32)
-    neurons = top_neurons(Xtr, y[split.train], kmax)
+    neurons = top_neurons(X, y, kmax, rows=split.train)
+    cols = np.asarray(X[:, neurons], dtype=np.float32)
     held = split.held_out
     return Prepared(
         meta, OK, n_pos, n_neg, width,
-        train_x=np.ascontiguousarray(Xtr[:, neurons]), train_y=y[split.train],
-        held_x=np.ascontiguousarray(np.asarray(X[held], dtype=np.float32)[:, neurons]),
+        train_x=np.ascontiguousarray(cols[split.train]), train_y=y[split.train],
+        held_x=np.ascontiguousarray(cols[held]),
         held_y=y[held], held_is_val=np.arange(held.size) < split.val.size, neurons=neurons,
     )
 

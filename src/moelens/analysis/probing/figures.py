@@ -50,8 +50,9 @@ def _series(summ: dict[str, Any], family: str, statistic: str) -> pd.DataFrame:
 def _line(ax, s: pd.DataFrame, label: str, **kw) -> None:
     if s.empty:
         return
-    ax.plot(s["k"], s["mean"], marker="o", label=label, **kw)
-    ax.fill_between(s["k"], s["ci_low"].astype(float), s["ci_high"].astype(float), alpha=0.2)
+    (line,) = ax.plot(s["k"], s["mean"], marker="o", label=label, **kw)
+    ax.fill_between(s["k"], s["ci_low"].astype(float), s["ci_high"].astype(float), alpha=0.15,
+                    color=line.get_color())
 
 
 def _f1_axes(ax, title: str) -> None:
