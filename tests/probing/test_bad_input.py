@@ -64,3 +64,9 @@ def test_missing_store_and_bad_layer(monkeypatch, capsys, tmp_path):
 def test_compare_needs_finished_runs(tmp_path):
     proc = run_cli("probe", "--compare", str(tmp_path), "--out", str(tmp_path / "f"))
     assert_user_error(proc, "not a finished probe run")
+
+
+def test_help_lists_the_options():
+    proc = run_cli("probe", "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--fitter" in proc.stdout and "--compare" in proc.stdout

@@ -100,3 +100,29 @@ def test_reference_fitter_through_command(fake, tmp_path):
     df = pd.read_parquet(out / "probe.parquet")
     assert set(df.fitter) == {"saga"} and set(df.layer) == {0}
     assert set(df.control) == {"none"}
+
+
+def test_interrupted_run_resumes_from_parts(fake, tmp_path, monkeypatch):
+    from moelens.analysis.probing import core
+
+    argv = ["probe", "--store", "S", "--ks", "1", "2", "--seeds", "0", "--no-null",
+            "--no-baselines", "--no-figures", "--quiet", "--bootstrap", "0"]
+    assert cli.main(argv + ["--out", str(tmp_path / "whole")]) == 0
+    real, calls = core.probe_units, []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(core, "probe_units", flaky)
+    out = tmp_path / "resumed"
+    assert cli.main(argv + ["--out", str(out)]) == 130
+    assert not (out / "probe.parquet").exists() and not (out / "DONE").exists()
+    assert len(list((out / "parts").rglob("*.parquet"))) == 1
+    assert cli.main(argv + ["--out", str(out)]) == 0
+    assert len(calls) == 3  # layer 0 was read back, not refitted
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "probe.parquet"),
+                                  pd.read_parquet(tmp_path / "whole" / "probe.parquet"))
+    assert not (out / "parts").exists()

@@ -55,7 +55,7 @@ class ProbeConfig:
     null: bool = True
     """shuffled-label null: each expert probed again with its labels permuted"""
     bootstrap: int = 1000
-    """bootstrap resamples (over concepts) for the 95% intervals"""
+    """bootstrap resamples (over concepts) for the 95 percent intervals"""
     figures: bool = True
     """draw figures (PNG and SVG) into OUT/figures"""
     compare: list[Path] = field(default_factory=list)
@@ -116,15 +116,44 @@ def run(cfg: ProbeConfig) -> int:
     return _probe(cfg)
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {device!r} is not a torch device; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+
+
+def _parts_key(cfg: ProbeConfig) -> str:
+    """Hash of the settings that change results: parts of another config are never reused."""
+    import hashlib
+    import json
+
+    from moelens.config import to_dict
+
+    d = {k: v for k, v in to_dict(cfg).items() if k not in ("quiet", "overwrite", "figures", "out")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _probe(cfg: ProbeConfig) -> int:
+    """Probe seed by seed and layer by layer; each (seed, layer) part is saved atomically under
+    ``parts/<config hash>/`` so an interrupted run resumes where it stopped, then the table is
+    assembled and written whole (parts of a different config are never mixed in)."""
+    import shutil
+
+    import pandas as pd
     from tqdm import tqdm
 
     from moelens.analysis.probing import concepts as concept_glue
     from moelens.analysis.probing import figures, summary, table
     from moelens.analysis.probing.core import probe_units
     from moelens.analysis.probing.dataset import layer_units
-    from moelens.rundir import Stage, atomic_write_json
+    from moelens.rundir import Stage, atomic_path, atomic_write_json
 
+    _check_device(cfg.device)
     store = _open_store(Path(cfg.store))
     layers = _check_store(store, cfg)
     chosen = concept_glue.resolve(cfg.concepts, cfg.concept_variant)
@@ -134,19 +163,28 @@ def _probe(cfg: ProbeConfig) -> int:
         print(f"probe: {cfg.out} is already done; pass --overwrite to redo it")
         return 0
     fitter = "newton" if cfg.fitter == "fast" else "saga"
-    records = []
+    parts_dir = stage.path / "parts" / _parts_key(cfg)
+    frames = []
+    samples_by_seed: dict[int, list] = {}
     steps = [(s, l) for s in cfg.seeds for l in layers]
-    bar = tqdm(steps, desc="probe", disable=cfg.quiet, file=sys.stderr)
-    samples_by_seed = {}
-    for seed, layer in bar:
+    for seed, layer in tqdm(steps, desc="probe", disable=cfg.quiet, file=sys.stderr):
+        part = parts_dir / f"seed{seed}_layer{layer}.parquet"
+        if part.exists():
+            frames.append(pd.read_parquet(part))
+            continue
         if seed not in samples_by_seed:
             samples_by_seed[seed] = [concept_glue.sample(store, c, cfg.budget, seed) for c in chosen]
         prepared = list(layer_units(
             store, layer, samples_by_seed[seed], seed=seed, spaces=tuple(cfg.spaces),
             semantics=cfg.semantics, baseline_space=cfg.baseline_space, baselines=cfg.baselines,
             null=cfg.null, kmax=max(cfg.ks), min_per_class=cfg.min_samples))
-        records += probe_units(prepared, cfg.ks, fitter=fitter, device=cfg.device, seed=seed)
-    df = table.to_frame(records, model, cfg.semantics)
+        frame = table.to_frame(probe_units(prepared, cfg.ks, fitter=fitter, device=cfg.device,
+                                           seed=seed), model, cfg.semantics)
+        del prepared
+        with atomic_path(part) as tmp:
+            frame.to_parquet(tmp, index=False)
+        frames.append(frame)
+    df = pd.concat(frames, ignore_index=True) if frames else table.to_frame([], model, cfg.semantics)
     table.write_table(df, stage.path)
     facts = summary.model_facts(store, layers, model)
     summ = summary.build(df, facts, cfg.bootstrap, cfg.seeds[0],
@@ -156,6 +194,7 @@ def _probe(cfg: ProbeConfig) -> int:
     atomic_write_json(stage.path / "summary.json", summ)
     if cfg.figures:
         figures.run_figures(df, summ, stage.path / "figures")
+    shutil.rmtree(stage.path / "parts", ignore_errors=True)
     stage.finish({"rows": len(df)})
     head = summ["headline"].get("best_unit_f1", {})
     if not cfg.quiet:
