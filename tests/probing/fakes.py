@@ -18,7 +18,8 @@ PLANTED = (0, 1, 3)  # layer, expert, neuron
 
 
 class FakeStore:
-    def __init__(self, seed: int = 0, n_docs: int = 40, words: int = 100, with_resid: bool = True):
+    def __init__(self, seed: int = 0, n_docs: int = 40, words: int = 100, with_resid: bool = True,
+                 dense: bool = False):
         rng = np.random.default_rng(seed)
         docs, doc_ids, offsets = [], [], []
         for d in range(n_docs):
@@ -44,6 +45,9 @@ class FakeStore:
         self.E, self.K, self.D = 4, 2, 16
         self._spaces = {0: ["expert", "shared", "resid"] + (["ffn"] if False else []),
                         1: ["expert", "resid"]}
+        if dense:  # a dense model: ffn units only, neuron 0 weakly tracks digits
+            self._spaces = {l: ["ffn"] for l in self.layers}
+            self.manifest = {"model": {"id": "fake-dense"}}
         if not with_resid:
             self._spaces = {l: [s for s in v if s != "resid"] for l, v in self._spaces.items()}
         self._routing, self._acts, self._dense = {}, {}, {}
@@ -56,6 +60,7 @@ class FakeStore:
                 acts[:, PLANTED[1], PLANTED[2]] += 5.0 * digit
             self._acts[l] = acts
             self._dense[(l, "shared")] = rng.normal(size=(n, 8)).astype(np.float32)
+            self._dense[(l, "ffn")] = (rng.normal(size=(n, 20)) + 1.0 * np.outer(digit, np.eye(20)[0])).astype(np.float32)
             self._dense[(l, "resid")] = (rng.normal(size=(n, 12)) + 0.3 * digit[:, None]).astype(np.float32)
 
     # documented reader methods
@@ -63,7 +68,7 @@ class FakeStore:
         return list(self._spaces[layer])
 
     def width(self, layer, space):
-        return {"expert": self.D, "shared": 8, "resid": 12}[space]
+        return {"expert": self.D, "shared": 8, "resid": 12, "ffn": 20}[space]
 
     def num_experts(self, layer):
         return self.E

@@ -126,3 +126,24 @@ def test_interrupted_run_resumes_from_parts(fake, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_parquet(out / "probe.parquet"),
                                   pd.read_parquet(tmp_path / "whole" / "probe.parquet"))
     assert not (out / "parts").exists()
+
+
+def test_dense_store_size_matched_baseline_and_dense_model(monkeypatch, tmp_path):
+    moe, dense = FakeStore(), FakeStore(seed=5, dense=True)
+    monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
+    monkeypatch.setattr(probe_command, "_open_store", lambda p: dense if str(p) == "D" else moe)
+    base = ["--ks", "1", "--seeds", "0", "--no-null", "--no-figures", "--quiet", "--bootstrap", "0"]
+    assert cli.main(["probe", "--store", "M", "--dense_store", "D", "--out", str(tmp_path / "m")] + base) == 0
+    df = pd.read_parquet(tmp_path / "m" / "probe.parquet")
+    ds = df[(df.control == "dense_store") & (df.selection == "paper")].set_index(["concept", "layer", "expert"])
+    ex = df[(df.control == "none") & (df.space == "expert") & (df.selection == "paper")].set_index(
+        ["concept", "layer", "expert"])
+    assert len(ds) == len(ex) == 2 * 2 * 4
+    assert (ds.loc[ex.index, "n_pos"] == ex.n_pos).all() and (ds.loc[ex.index, "n_neg"] == ex.n_neg).all()
+    assert set(ds.space) == {"ffn"}
+    assert cli.main(["probe", "--store", "D", "--out", str(tmp_path / "d")] + base) == 0
+    summ = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summ["model"]["kind"] == "dense" and summ["main_family"] == "ffn"
+    figs = tmp_path / "cmp"
+    assert cli.main(["probe", "--compare", str(tmp_path / "m"), str(tmp_path / "d"), "--out", str(figs)]) == 0
+    assert (figs / "compare_scatter_k1.png").exists() and (figs / "compare_experts_within_95.svg").exists()

@@ -58,6 +58,8 @@ class ProbeConfig:
     """bootstrap resamples (over concepts) for the 95 percent intervals"""
     figures: bool = True
     """draw figures (PNG and SVG) into OUT/figures"""
+    dense_store: Path | None = None
+    """a dense model's store: its ffn units probed on random token subsets the size of each expert dataset (same concepts and seeds; layers matched by relative depth)"""
     compare: list[Path] = field(default_factory=list)
     """finished probe runs to compare in figures (instead of probing a store)"""
     overwrite: bool = False
@@ -127,6 +129,32 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
 
 
+def _open_dense(cfg: ProbeConfig):
+    dense = _open_store(Path(cfg.dense_store))
+    if not any("ffn" in dense.spaces(l) for l in dense.layers):
+        raise StoreError(f"dense store {cfg.dense_store} has no ffn space; capture ffn there or drop --dense_store")
+    return dense
+
+
+def _dense_baseline(cfg: ProbeConfig, dense, store, layers: list[int], layer: int, seed: int,
+                    chosen: list, prepared: list, cache: dict) -> list:
+    """Prepared size-matched units from the dense store for this MoE layer's expert datasets."""
+    from moelens.analysis.probing import concepts as concept_glue
+    from moelens.analysis.probing.dataset import dense_store_units, matched_layer
+
+    names = [concept_glue.name_of(c) for c in chosen]
+    sizes = [(names.index(p.meta["concept"]), p.meta["expert"], p.n_pos, p.n_neg)
+             for p in prepared if p.meta["space"] == "expert" and p.meta["control"] == "none"]
+    dense_layers = [l for l in dense.layers if "ffn" in dense.spaces(l)]
+    moe_layers = [l for l in layers if "expert" in store.spaces(l)]
+    if seed not in cache:
+        cache[seed] = [concept_glue.sample(dense, c, cfg.budget, seed) for c in chosen]
+    samples = cache[seed]
+    return list(dense_store_units(dense, matched_layer(layer, moe_layers, dense_layers), samples,
+                                  sizes, layer=layer, seed=seed, kmax=max(cfg.ks),
+                                  min_per_class=cfg.min_samples))
+
+
 def _parts_key(cfg: ProbeConfig) -> str:
     """Hash of the settings that change results: parts of another config are never reused."""
     import hashlib
@@ -156,6 +184,7 @@ def _probe(cfg: ProbeConfig) -> int:
     _check_device(cfg.device)
     store = _open_store(Path(cfg.store))
     layers = _check_store(store, cfg)
+    dense = _open_dense(cfg) if cfg.dense_store is not None else None
     chosen = concept_glue.resolve(cfg.concepts, cfg.concept_variant)
     model = cfg.model or str((store.manifest.get("model") or {}).get("id") or Path(cfg.store).name)
     stage = Stage(Path(cfg.out))
@@ -166,6 +195,7 @@ def _probe(cfg: ProbeConfig) -> int:
     parts_dir = stage.path / "parts" / _parts_key(cfg)
     frames = []
     samples_by_seed: dict[int, list] = {}
+    dense_samples: dict[int, list] = {}
     steps = [(s, l) for s in cfg.seeds for l in layers]
     for seed, layer in tqdm(steps, desc="probe", disable=cfg.quiet, file=sys.stderr):
         part = parts_dir / f"seed{seed}_layer{layer}.parquet"
@@ -178,6 +208,9 @@ def _probe(cfg: ProbeConfig) -> int:
             store, layer, samples_by_seed[seed], seed=seed, spaces=tuple(cfg.spaces),
             semantics=cfg.semantics, baseline_space=cfg.baseline_space, baselines=cfg.baselines,
             null=cfg.null, kmax=max(cfg.ks), min_per_class=cfg.min_samples))
+        if dense is not None and "expert" in store.spaces(layer):
+            prepared += _dense_baseline(cfg, dense, store, layers, layer, seed, chosen, prepared,
+                                        dense_samples)
         frame = table.to_frame(probe_units(prepared, cfg.ks, fitter=fitter, device=cfg.device,
                                            seed=seed), model, cfg.semantics)
         del prepared

@@ -22,6 +22,9 @@ Units and controls (the ``control`` column of the results):
 - ``shuffled_labels``: expert e's own activations with the labels permuted inside its dataset:
   the chance level of one unit and, taken as a max over all units, how much "best over units"
   is inflated by selection alone.
+- ``dense_store`` (with ``--dense_store``): a dense model's ``ffn`` units, at the layer of the
+  same relative depth, on random subsets of *that* model's sample of the concept with expert e's
+  numbers of positives and negatives: the size-matched baseline across models.
 """
 
 from __future__ import annotations
@@ -112,3 +115,32 @@ def layer_units(store: Any, layer: int, samples: list[ConceptSample], *, seed: i
                 yield unit(ci, base[np.searchsorted(union, pick)], yb, base_name, e,
                            "random_routing")
         del acts
+
+
+def matched_layer(layer: int, layers: list[int], other_layers: list[int]) -> int:
+    """The layer of another model at the same relative depth (first -> first, last -> last)."""
+    pos = layers.index(layer) / max(len(layers) - 1, 1)
+    return other_layers[int(round(pos * (len(other_layers) - 1)))]
+
+
+def dense_store_units(dense_store: Any, dense_layer: int, samples: list[ConceptSample],
+                      sizes: list[tuple[int, int, int, int]], *, layer: int, seed: int,
+                      kmax: int = 64, min_per_class: int = MIN_PER_CLASS) -> Iterator[Prepared]:
+    """Size-matched baseline from a *dense* model's store (control ``dense_store``).
+
+    ``sizes`` holds (concept index, expert, n_pos, n_neg) of each expert dataset of the MoE at
+    ``layer``; for each, the dense model's ``ffn`` units at ``dense_layer`` are probed on a random
+    subset of that model's own sample of the concept with the same numbers of positives and
+    negatives (capped at what the sample has). ``samples`` are the dense store's samples."""
+    union = np.unique(np.concatenate([np.concatenate([c.pos, c.neg]) for c in samples]))
+    acts = dense_store.dense(dense_layer, "ffn", union)
+    for ci, e, n_pos, n_neg in sizes:
+        c = samples[ci]
+        rng = np.random.default_rng([seed, layer, e, ci, 1])
+        pick = np.concatenate([rng.choice(c.pos, min(n_pos, c.pos.size), replace=False),
+                               rng.choice(c.neg, min(n_neg, c.neg.size), replace=False)])
+        y = np.arange(pick.size) < min(n_pos, c.pos.size)
+        meta = dict(concept=c.name, group=c.group, layer=layer, space="ffn", expert=e,
+                    control="dense_store", seed=seed)
+        yield prepare(acts[np.searchsorted(union, pick)], y, meta, seed, kmax=kmax,
+                      min_per_class=min_per_class)
