@@ -60,7 +60,7 @@ def _f1_axes(ax, title: str) -> None:
     ax.set_xlabel("k (neurons per probe)")
     ax.set_ylabel("mean F1 over concepts")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def run_figures(df: pd.DataFrame, summ: dict[str, Any], out_dir: Path) -> list[Path]:
