@@ -147,3 +147,12 @@ def test_dense_store_size_matched_baseline_and_dense_model(monkeypatch, tmp_path
     figs = tmp_path / "cmp"
     assert cli.main(["probe", "--compare", str(tmp_path / "m"), str(tmp_path / "d"), "--out", str(figs)]) == 0
     assert (figs / "compare_scatter_k1.png").exists() and (figs / "compare_experts_within_95.svg").exists()
+
+
+def test_zero_filled_semantics_gives_every_labelled_token(fake):
+    samples = [concept_glue.sample(fake, c, 2000, 0) for c in concept_glue.resolve(["digit"])]
+    units = list(layer_units(fake, 0, samples, seed=0, semantics="zero_filled", baselines=False,
+                             null=False, spaces=("expert",)))
+    assert len(units) == 4
+    total = samples[0].pos.size + samples[0].neg.size
+    assert all(u.n_pos + u.n_neg == total for u in units)
