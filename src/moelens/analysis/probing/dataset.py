@@ -1,0 +1,146 @@
+"""Glue: an activation store + sampled concept tokens -> one prepared dataset per unit.
+
+This is the only probing module that reads the store, and it uses only the documented reader
+methods (``spaces``, ``num_experts``, ``expert``, ``dense``). Each layer is read once for the
+union of all concepts' labelled tokens; every unit is then split per concept and immediately
+reduced by :func:`moelens.analysis.probing.core.prepare` to its top-k columns, so memory holds
+one unit's full activations at a time.
+
+Units and controls (the ``control`` column of the results):
+
+- ``none``: the unit itself. ``expert`` space: expert e on the tokens the store holds for it
+  under the chosen routing semantics (``routed``: only tokens routed to e). ``shared`` / ``ffn``:
+  the shared expert or the dense MLP (expert = -1) on all labelled tokens.
+- ``routed_tokens``: the dense baseline space (``ffn`` or ``resid`` of the same layer) on exactly
+  the tokens of expert e's dataset: the same data, dense units.
+- ``random_routing``: the dense baseline space on a random subset of the concept's labelled
+  tokens with expert e's numbers of positives and negatives. This is both the size-matched dense
+  baseline and the shuffled-routing null: reassigning tokens to experts at random with the same
+  loads gives each expert exactly such a subset. (The expert's *own* activations on those tokens
+  do not exist in a routed MoE store -- ``zero_filled`` would only return zeros -- so the
+  null is taken in the dense space.)
+- ``shuffled_labels``: expert e's own activations with the labels permuted inside its dataset:
+  the chance level of one unit and, taken as a max over all units, how much "best over units"
+  is inflated by selection alone.
+- ``dense_store`` (with ``--dense_store``): a dense model's ``ffn`` units, at the layer of the
+  same relative depth, on random subsets of *that* model's sample of the concept with expert e's
+  numbers of positives and negatives: the size-matched baseline across models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from moelens.analysis.probing.core import MIN_PER_CLASS, Prepared, prepare
+
+UNIT_SPACES = ("expert", "shared", "ffn")
+"""Spaces whose units are probed; ``resid`` serves only as a baseline space."""
+
+
+@dataclass
+class ConceptSample:
+    """A concept's labelled tokens (global token indices of the store)."""
+
+    name: str
+    group: str
+    pos: np.ndarray
+    neg: np.ndarray
+
+    def label_map(self, n_tokens: int) -> np.ndarray:
+        """int8 [n_tokens]: 1 positive, 0 negative, -1 not sampled."""
+        lab = np.full(n_tokens, -1, dtype=np.int8)
+        lab[self.neg] = 0
+        lab[self.pos] = 1
+        return lab
+
+
+def baseline_space_for(store: Any, layer: int, choice: str) -> str | None:
+    """The dense space used for baselines at ``layer`` (``auto``: ffn, else resid, else none)."""
+    have = store.spaces(layer)
+    if choice == "none":
+        return None
+    if choice == "auto":
+        return next((s for s in ("ffn", "resid") if s in have), None)
+    return choice if choice in have else None
+
+
+def layer_units(store: Any, layer: int, samples: list[ConceptSample], *, seed: int,
+                spaces: tuple[str, ...] = UNIT_SPACES, semantics: str = "routed",
+                baseline_space: str = "auto", baselines: bool = True, null: bool = True,
+                kmax: int = 64, min_per_class: int = MIN_PER_CLASS) -> Iterator[Prepared]:
+    """Prepared datasets of every (concept, unit, control) of one layer."""
+    n_tokens = int(store.n_tokens)
+    union = np.unique(np.concatenate([np.concatenate([c.pos, c.neg]) for c in samples]))
+    labels = [c.label_map(n_tokens) for c in samples]
+    have = store.spaces(layer)
+    base_name = baseline_space_for(store, layer, baseline_space) if baselines else None
+    base = store.dense(layer, base_name, union) if base_name and "expert" in have else None
+
+    def unit(ci: int, X: np.ndarray, y: np.ndarray, space: str, expert: int, control: str):
+        meta = dict(concept=samples[ci].name, group=samples[ci].group, layer=layer, space=space,
+                    expert=expert, control=control, seed=seed)
+        return prepare(X, y, meta, seed, kmax=kmax, min_per_class=min_per_class)
+
+    for space in ("shared", "ffn"):
+        if space in spaces and space in have:
+            acts = store.dense(layer, space, union)
+            for ci in range(len(samples)):
+                lab = labels[ci][union]
+                rows = np.flatnonzero(lab >= 0)
+                yield unit(ci, acts[rows], lab[rows] == 1, space, -1, "none")
+            del acts
+    if "expert" not in spaces or "expert" not in have:
+        return
+    for e in range(store.num_experts(layer)):
+        tok, acts = store.expert(layer, e, semantics=semantics, tokens=union)
+        tok = np.asarray(tok, dtype=np.int64)
+        for ci in range(len(samples)):
+            lab = labels[ci][tok]
+            rows = np.flatnonzero(lab >= 0)
+            y = lab[rows] == 1
+            X = acts[rows]
+            yield unit(ci, X, y, "expert", e, "none")
+            rng = np.random.default_rng([seed, layer, e, ci])
+            if null:
+                yield unit(ci, X, y[rng.permutation(y.size)], "expert", e, "shuffled_labels")
+            if base is not None:
+                at = np.searchsorted(union, tok[rows])
+                yield unit(ci, base[at], y, base_name, e, "routed_tokens")
+                pick = np.concatenate([rng.choice(samples[ci].pos, int(y.sum()), replace=False),
+                                       rng.choice(samples[ci].neg, int((~y).sum()), replace=False)])
+                yb = np.arange(pick.size) < int(y.sum())
+                yield unit(ci, base[np.searchsorted(union, pick)], yb, base_name, e,
+                           "random_routing")
+        del acts
+
+
+def matched_layer(layer: int, layers: list[int], other_layers: list[int]) -> int:
+    """The layer of another model at the same relative depth (first -> first, last -> last)."""
+    pos = layers.index(layer) / max(len(layers) - 1, 1)
+    return other_layers[int(round(pos * (len(other_layers) - 1)))]
+
+
+def dense_store_units(dense_store: Any, dense_layer: int, samples: list[ConceptSample],
+                      sizes: list[tuple[int, int, int, int]], *, layer: int, seed: int,
+                      kmax: int = 64, min_per_class: int = MIN_PER_CLASS) -> Iterator[Prepared]:
+    """Size-matched baseline from a *dense* model's store (control ``dense_store``).
+
+    ``sizes`` holds (concept index, expert, n_pos, n_neg) of each expert dataset of the MoE at
+    ``layer``; for each, the dense model's ``ffn`` units at ``dense_layer`` are probed on a random
+    subset of that model's own sample of the concept with the same numbers of positives and
+    negatives (capped at what the sample has). ``samples`` are the dense store's samples."""
+    union = np.unique(np.concatenate([np.concatenate([c.pos, c.neg]) for c in samples]))
+    acts = dense_store.dense(dense_layer, "ffn", union)
+    for ci, e, n_pos, n_neg in sizes:
+        c = samples[ci]
+        rng = np.random.default_rng([seed, layer, e, ci, 1])
+        pick = np.concatenate([rng.choice(c.pos, min(n_pos, c.pos.size), replace=False),
+                               rng.choice(c.neg, min(n_neg, c.neg.size), replace=False)])
+        y = np.arange(pick.size) < min(n_pos, c.pos.size)
+        meta = dict(concept=c.name, group=c.group, layer=layer, space="ffn", expert=e,
+                    control="dense_store", seed=seed)
+        yield prepare(acts[np.searchsorted(union, pick)], y, meta, seed, kmax=kmax,
+                      min_per_class=min_per_class)
