@@ -72,6 +72,6 @@ def test_cli_unknown_command_one_line_exit_2(capsys):
 
 
 def test_python_dash_m_help_works():
-    from conftest import run_cli
+    from clitools import run_cli
     out = run_cli("--help")
     assert out.returncode == 0 and "capture" in out.stdout

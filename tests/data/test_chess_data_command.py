@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import assert_user_error, run_cli
+from clitools import assert_user_error, run_cli
 from moelens.config import from_dict
 from moelens.data.chess import CHESS_VOCAB, decode, replay
 from moelens.data.chess_dataset import build_chess

@@ -99,7 +99,7 @@ def test_upcycle_user_errors(tmp_path):
 
 
 def test_cli_reports_user_error_in_one_line(tmp_path):
-    from conftest import assert_user_error, run_cli
+    from clitools import assert_user_error, run_cli
 
     proc = run_cli("upcycle", "--source", tmp_path / "nothing", "--out", tmp_path / "o")
     assert_user_error(proc, "no config.json")

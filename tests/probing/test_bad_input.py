@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_user_error, run_cli
+from clitools import assert_user_error, run_cli
 from moelens import cli
 from moelens.analysis import probe_command
 from moelens.analysis.probing import concepts as concept_glue
