@@ -75,3 +75,13 @@ def test_python_dash_m_help_works():
     from clitools import run_cli
     out = run_cli("--help")
     assert out.returncode == 0 and "capture" in out.stdout
+
+
+def test_hyphen_and_underscore_flags_are_the_same_setting():
+    @dataclass
+    class Cfg:
+        n_games: int = 1
+        """games"""
+
+    assert config.parse(Cfg, ["--n-games", "5"], prog="t").n_games == 5
+    assert config.parse(Cfg, ["--n_games", "6"], prog="t").n_games == 6

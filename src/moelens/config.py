@@ -232,6 +232,8 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         tp = hints[f.name]
         inner, _ = _strip_optional(tp)
         flag = f"--{prefix}{f.name}"
+        # ``--n_games`` and ``--n-games`` both work: docs and users write either.
+        flags = [flag] + ([flag.replace("_", "-")] if "_" in flag else [])
         if dataclasses.is_dataclass(inner):
             _add_fields(parser, inner, prefix=f"{prefix}{f.name}.")
             continue
@@ -247,16 +249,16 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         help_text = help_text.replace("%", "%%")  # argparse formats help strings with %
         dest = f"{prefix}{f.name}"
         if inner is bool:
-            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+            parser.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
         elif get_origin(inner) in (list, tuple):
-            parser.add_argument(flag, dest=dest, nargs="+", default=argparse.SUPPRESS,
+            parser.add_argument(*flags, dest=dest, nargs="+", default=argparse.SUPPRESS,
                                 metavar="V", help=help_text)
         else:
             kwargs: dict[str, Any] = {}
             if get_origin(inner) is Literal:
                 kwargs["metavar"] = "{" + ",".join(map(str, get_args(inner))) + "}"
-            parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help_text, **kwargs)
+            parser.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **kwargs)
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
