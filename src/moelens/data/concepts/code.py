@@ -54,7 +54,7 @@ PATTERNS: dict[str, tuple[str, str, int, int]] = {
     "method_call": ("a method call: the dot or arrow and the method name",
                     r"(?:\.|->)[ \t]*" + _IDENT + r"(?=[ \t]*\()", 0, 0),
     "lambda_arrow": ("lambda keyword, => arrow, or -> after a parameter list",
-                     r"\blambda\b|=>|(?<=\))[ \t]*->", 0, 0),
+                     r"\blambda\b|=>|(?<=\))->|(?<=\)[ \t])->", 0, 0),
     "operator": ("an arithmetic, comparison, logical or bitwise operator",
                  r"==|!=|<=|>=|&&|\|\||<<|>>|\*\*|//|(?<![-=])>(?!=)|<(?!=)|[-+*/%!&|^~](?![=>])",
                  0, 0),
