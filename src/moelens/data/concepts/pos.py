@@ -12,6 +12,7 @@ Fixed: every sentence is tagged. Paper: only the first sentence (``Window("first
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 from functools import lru_cache
 
 from moelens.data.concepts.registry import Span, Window, define
@@ -55,9 +56,32 @@ def tagger_info() -> dict:
             "spacy": nlp.meta.get("spacy_version"), "licence": nlp.meta.get("license")}
 
 
-@lru_cache(maxsize=256)
-def tag(text: str) -> tuple[tuple[tuple[int, int, str], ...], Span]:
-    """((start, end, POS) for every token, span of the first sentence) of ``text``."""
+Tagged = tuple[tuple[tuple[int, int, str], ...], Span]
+_CACHE: OrderedDict[str, Tagged] = OrderedDict()
+_CACHE_SIZE = 256
+
+
+def prime(text: str, tokens, first_sentence: Span) -> None:
+    """Remember tags computed earlier (e.g. stored in a corpus) so ``text`` is not re-tagged."""
+    _CACHE[text] = (tuple((int(s), int(e), str(p)) for s, e, p in tokens),
+                    (int(first_sentence[0]), int(first_sentence[1])))
+    _CACHE.move_to_end(text)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+
+
+def tag(text: str) -> Tagged:
+    """((start, end, POS) for every token, span of the first sentence) of ``text`` (cached)."""
+    hit = _CACHE.get(text)
+    if hit is not None:
+        _CACHE.move_to_end(text)
+        return hit
+    tokens, first = _tag_uncached(text)
+    prime(text, tokens, first)
+    return _CACHE[text]
+
+
+def _tag_uncached(text: str) -> Tagged:
     nlp, reason = _load()
     if nlp is None:
         raise RuntimeError(reason)

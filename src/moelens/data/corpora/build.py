@@ -70,8 +70,9 @@ def _tag(docs: list[dict], log: Log) -> dict:
         log(f"POS tags not stored: {info['reason']}")
         return info
     for doc in docs:
-        tokens, _ = pos_concepts.tag(doc["text"])
+        tokens, first = pos_concepts.tag(doc["text"])
         doc["pos_tags"] = [list(t) for t in tokens]
+        doc["first_sentence"] = list(first)
     return info
 
 
@@ -87,7 +88,9 @@ def _up_to_date(cfg: CorporaConfig, manifest_path: Path) -> dict | None:
     if not cfg.overwrite:
         raise ConfigError(f"{cfg.out} already holds corpora built with other settings (or changed "
                           "files); pass --overwrite to rebuild or choose another --out")
-    manifest_path.unlink()
+    manifest_path.unlink()  # first, so a crash below never leaves a complete-looking corpus
+    for name in [k["file"] for k in old.get("kinds", {}).values()] + ["concept_counts.json"]:
+        (cfg.out / name).unlink(missing_ok=True)
     return None
 
 
@@ -112,7 +115,7 @@ def build_corpora(cfg: CorporaConfig, log: Log = print) -> dict:
             for kind in ("prose", "code", "latex")}
     tagger = None
     if "pos" in cfg.kinds:
-        docs["pos"] = pos_documents(docs["prose"], cfg.max_docs_per_source,
+        docs["pos"] = pos_documents(docs["prose"], cfg.pos_docs_per_source,
                                     min(cfg.max_doc_chars, 1500), cfg.seed)
         tagger = _tag(docs["pos"], log) if cfg.tag_pos else None
     cfg.out.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,9 @@ class CorporaConfig:
     """Documents are cut at paragraph boundaries to at most this many characters."""
     min_doc_chars: int = 200
     """Pieces shorter than this are dropped."""
+    pos_docs_per_source: int = 300
+    """At most this many POS documents (plain-prose paragraphs, up to 1,500 characters) from
+    each prose source; tagging them with spaCy is the slow step."""
     tag_pos: bool = True
     """Store spaCy POS tags with each pos document when spaCy is installed."""
     count_concepts: bool = True
@@ -56,7 +59,7 @@ class CorporaConfig:
         bad = [s for s in self.sources if s not in names]
         if bad:
             raise ConfigError(f"unknown source {bad[0]!r}; choose from {' '.join(sorted(names))}")
-        for name in ("max_docs_per_source", "max_doc_chars", "min_doc_chars"):
+        for name in ("max_docs_per_source", "max_doc_chars", "min_doc_chars", "pos_docs_per_source"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.min_doc_chars > self.max_doc_chars:

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from moelens.data.concepts import ConceptUnavailableError, list_concepts, token_labels
+from moelens.data.concepts import ConceptUnavailableError, list_concepts, pos, token_labels
 from moelens.data.concepts.labelling import token_eligible
 
 KIND_GROUPS = {"prose": ("text",), "code": ("code",), "latex": ("latex",), "pos": ("pos",)}
@@ -37,6 +37,8 @@ def count_positives(kind: str, docs: list[dict], min_positives: int) -> dict:
                              {"positive_tokens": 0, "eligible_tokens": 0, "docs_with_positive": 0})
         for doc in docs:
             text = doc["text"]
+            if "pos_tags" in doc and "first_sentence" in doc:
+                pos.prime(text, doc["pos_tags"], doc["first_sentence"])
             offsets = proxy_offsets(text)
             for c in concepts:
                 row = table[c.name]
