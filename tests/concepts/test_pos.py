@@ -7,8 +7,13 @@ import importlib.util
 import numpy as np
 import pytest
 
-from moelens.data.concepts import ConceptUnavailableError, get_concept, list_concepts, token_labels
-from moelens.data.concepts import pos
+from moelens.data.concepts import (
+    ConceptUnavailableError,
+    get_concept,
+    list_concepts,
+    pos,
+    token_labels,
+)
 
 HAVE_SPACY = importlib.util.find_spec("spacy") is not None and any(
     importlib.util.find_spec(m) is not None for m in pos.MODEL_MODULES)

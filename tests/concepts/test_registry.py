@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from moelens.data.concepts import (Concept, canonical_concepts, get_concept, groups,
-                                   list_concepts, register, resolve_concepts)
+from moelens.data.concepts import (
+    Concept,
+    canonical_concepts,
+    get_concept,
+    groups,
+    list_concepts,
+    register,
+    resolve_concepts,
+)
 from moelens.errors import ConfigError
 
 

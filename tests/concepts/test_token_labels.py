@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from moelens.data.concepts import get_concept, spans_to_token_labels, token_eligible, token_labels
+from moelens.data.concepts import (
+    get_concept,
+    spans_to_token_labels,
+    token_eligible,
+    token_labels,
+)
 
 CORPUS = ["The café sold 2024 cups of coffee.", "def run(x):\n    return x + 1",
           "Let $x^2$ be \\frac{a+b}{c} here.", "Ünïcödé text with ASCII and digits 42."] * 20
@@ -34,7 +39,7 @@ def offsets_of(bpe, text):
 
 def test_any_character_rule_on_bpe_tokens(bpe):
     text = "The café sold 2024 cups."
-    ids, off = offsets_of(bpe, text)
+    _ids, off = offsets_of(bpe, text)
     labels = token_labels(get_concept("contains_digit"), text, off)
     # every labelled token covers a digit, every digit is covered by a labelled token
     for (s, e), y in zip(off, labels):
@@ -44,7 +49,7 @@ def test_any_character_rule_on_bpe_tokens(bpe):
 
 def test_multibyte_character_split_across_tokens(bpe):
     text = "z€z"  # "€" is three bytes, never seen in training: one token per byte
-    ids, off = offsets_of(bpe, text)
+    _ids, off = offsets_of(bpe, text)
     labels = token_labels(get_concept("non_ascii"), text, off)
     pieces = [tuple(o) for o, y in zip(off, labels) if y]
     assert len(pieces) >= 2 and all(p == (1, 2) for p in pieces)
@@ -53,7 +58,7 @@ def test_multibyte_character_split_across_tokens(bpe):
 
 def test_numerator_tokens_only(bpe):
     text = "Let $\\frac{a+b}{c}$ go."
-    ids, off = offsets_of(bpe, text)
+    _ids, off = offsets_of(bpe, text)
     labels = token_labels(get_concept("numerator"), text, off)
     covered = "".join(text[s:e] for (s, e), y in zip(off, labels) if y)
     assert "a+b" in covered and "c}" not in covered and "frac" not in covered

@@ -9,6 +9,13 @@ Typical use by an analysis::
                                        budget=5000, seed=42)
 """
 
+from moelens.data.concepts import builtins as _builtins  # noqa: F401  (registers groups)
+from moelens.data.concepts.duplicates import find_duplicates  # noqa: F401
+from moelens.data.concepts.labelling import (  # noqa: F401
+    spans_to_token_labels,
+    token_eligible,
+    token_labels,
+)
 from moelens.data.concepts.registry import (  # noqa: F401
     VARIANTS,
     Concept,
@@ -21,12 +28,5 @@ from moelens.data.concepts.registry import (  # noqa: F401
     register,
     resolve_concepts,
 )
-from moelens.data.concepts.labelling import (  # noqa: F401
-    spans_to_token_labels,
-    token_eligible,
-    token_labels,
-)
 from moelens.data.concepts.sampling import DEFAULT_BUDGET, sample_examples  # noqa: F401
-from moelens.data.concepts.duplicates import find_duplicates  # noqa: F401
 from moelens.data.concepts.user import parse_user_concept  # noqa: F401
-from moelens.data.concepts import builtins as _builtins  # noqa: F401,E402  (registers groups)

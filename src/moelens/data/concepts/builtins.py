@@ -1,4 +1,9 @@
-"""Import every built-in concept group once, in the paper's order, so they register."""
+"""Import every built-in concept group once, in the paper's order, so they register.
+
+The import order is the registration order (pos, latex, code, text, then chess), which is the
+order ``list_concepts`` and ``groups`` report; keep it when sorting imports.
+"""
+# isort: skip_file
 
 from moelens.data.concepts import pos  # noqa: F401  (16 POS tags)
 from moelens.data.concepts import latex  # noqa: F401  (12 LaTeX)

@@ -8,7 +8,7 @@ tokens, so a new concept that silently repeats another is caught.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 

@@ -9,7 +9,7 @@ inside a match span; tokens with an empty span (special tokens, padding) are nev
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -16,8 +16,9 @@ that averages over concepts count them once (:func:`canonical_concepts`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 from moelens.errors import ConfigError, DataError
 

@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from moelens import __version__
 from moelens.data.concepts import list_concepts
@@ -51,7 +51,7 @@ def install_missing(sources: list[Source], cfg: CorporaConfig, log: Log) -> None
     for package in missing:
         log(f"apt-get install -y {package}")
         proc = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", package],
-                              capture_output=True, text=True, env=env)
+                              capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
             log(f"could not install {package}: {tail}")

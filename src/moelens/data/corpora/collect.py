@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from moelens.data.corpora import licences, readers
-from moelens.data.corpora.sources import Source, find_files, missing_reason, python_roots
+from moelens.data.corpora.sources import (
+    Source,
+    find_files,
+    missing_reason,
+    python_roots,
+)
 from moelens.errors import DataError
 
 

@@ -11,7 +11,12 @@ import re
 
 import numpy as np
 
-from moelens.data.concepts import ConceptUnavailableError, list_concepts, pos, token_labels
+from moelens.data.concepts import (
+    ConceptUnavailableError,
+    list_concepts,
+    pos,
+    token_labels,
+)
 from moelens.data.concepts.labelling import token_eligible
 
 KIND_GROUPS = {"prose": ("text",), "code": ("code",), "latex": ("latex",), "pos": ("pos",)}
