@@ -78,3 +78,18 @@ def test_token_eligible_follows_window():
     assert paper.sum() == 300 and paper[:300].all()
     code = token_eligible(get_concept("loop", "paper"), text, off)
     assert code.sum() == 300 and code[-300:].all()
+
+
+def test_corpus_token_labels_over_interleaved_documents():
+    from moelens.data.concepts import corpus_token_labels
+
+    docs = ["ab 12", "x" * 310 + "9"]
+    doc_ids = np.array([1, 0, 0, 1, 0])
+    offsets = np.array([[0, 5], [0, 2], [3, 5], [310, 311], [2, 3]])
+    labels, eligible = corpus_token_labels(get_concept("contains_digit"), docs, doc_ids, offsets)
+    assert labels.tolist() == [False, False, True, True, False]
+    assert eligible.tolist() == [True, True, True, True, True]
+    labels, eligible = corpus_token_labels(get_concept("contains_digit", "paper"), docs, doc_ids,
+                                           offsets)
+    assert labels.tolist() == [False, False, True, False, False]  # "9" is past 300 characters
+    assert eligible.tolist() == [True, True, True, False, True]

@@ -12,6 +12,7 @@ Typical use by an analysis::
 from moelens.data.concepts import builtins as _builtins  # noqa: F401  (registers groups)
 from moelens.data.concepts.duplicates import find_duplicates  # noqa: F401
 from moelens.data.concepts.labelling import (  # noqa: F401
+    corpus_token_labels,
     spans_to_token_labels,
     token_eligible,
     token_labels,

@@ -108,3 +108,26 @@ def outside(spans: list[Span], regions: list[Span]) -> list[Span]:
         return list(spans)
     prefix = _char_prefix(regions, max(max(e for _, e in regions), max((e for _, e in spans), default=0)))
     return [(s, e) for s, e in spans if prefix[e] - prefix[s] == 0]
+
+
+def corpus_token_labels(concept: Concept, documents: list[str], doc_ids, offsets
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and window eligibility for every token of a capture (e.g. an activation store).
+
+    ``documents[d]`` is the text of document ``d``; ``doc_ids`` [n] and ``offsets`` [n, 2] give
+    each token's document and character span in it (tokens need not be grouped by document).
+    Returns (labels, eligible), both bool [n]; each document is labelled once.
+    """
+    doc_ids = np.asarray(doc_ids, dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    labels = np.zeros(len(doc_ids), dtype=bool)
+    eligible = np.zeros(len(doc_ids), dtype=bool)
+    order = np.argsort(doc_ids, kind="stable")
+    docs, starts = np.unique(doc_ids[order], return_index=True)
+    bounds = list(starts[1:]) + [len(order)]
+    for d, lo, hi in zip(docs, starts, bounds):
+        rows = order[lo:hi]
+        text = documents[int(d)]
+        labels[rows] = token_labels(concept, text, off[rows])
+        eligible[rows] = token_eligible(concept, text, off[rows])
+    return labels, eligible
