@@ -32,8 +32,10 @@ _IDENT = r"[A-Za-z_]\w*"
 PATTERNS: dict[str, tuple[str, str, int, int]] = {
     "function_def": ("a function definition: keyword and name, or a C-style definition's name",
                      r"\b(?:def|function|func|fn|fun)[ \t]+" + _IDENT
-                     + r"|^[ \t]*(?:[\w:<>*&]+[ \t*&]+)+\**(" + _NOT_KEYWORD + _IDENT
-                     + r")[ \t]*\([^;{}]*\)[ \t\n]*(?:const[ \t]*)?\{", 0, re.M),
+                     # C-like: type words and separators are disjoint classes, so the match
+                     # cannot backtrack exponentially; parameters hold no nested parentheses
+                     + r"|^[ \t]*(?:[A-Za-z_][\w:]*(?:<[^<>\n]*>)?[ \t*&]+)+(" + _NOT_KEYWORD
+                     + _IDENT + r")[ \t]*\([^;{}()]*\)[ \t\n]*(?:const[ \t]*)?\{", 0, re.M),
     "function_call": ("the name of a called function (not a method, not a definition)",
                       r"(?<![\w.>])(?<!def )(?<!function )(?<!class )(" + _NOT_KEYWORD + _IDENT
                       + r")[ \t]*\(", 1, 0),

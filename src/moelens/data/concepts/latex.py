@@ -73,7 +73,7 @@ def denominator(text: str) -> list[Span]:
 
 
 _YAML_TITLE = re.compile(r"^title:[ \t]*(\S.*)$", re.M)
-_YAML_AUTHOR = re.compile(r"^author:[ \t]*((?:\S.*)?(?:\n[ \t]*-.*|\n[ \t]+\S.*)*)", re.M)
+_YAML_AUTHOR = re.compile(r"^author:[ \t]*((?:\S.*)?(?:\n[ \t]*-.*|\n[ \t]+[^\s-].*)*)", re.M)
 _YAML_ABSTRACT = re.compile(r"^abstract:[ \t]*(?:[|>][-+]?[ \t]*\n)?((?:.*\S.*)?(?:\n[ \t]+.*)*)",
                             re.M)
 _ABSTRACT_ENV = re.compile(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", re.S)
@@ -110,7 +110,7 @@ _PANDOC_CITE = r"\[@[^\]]*\]"
 # Paper variants: the matching regexes, whole match labelled (capture groups ignored).
 _PAPER_FRAC = r"\\frac\{(.*?)\}\{(.*?)\}"
 _PAPER_TITLE = r"\\title\{[^}]*\}|^title:.*$"
-_PAPER_AUTHOR = r"\\author\{[^}]*\}|^author:.*(?:\n[ \t]*-.*|\n[ \t]+\S.*)*"
+_PAPER_AUTHOR = r"\\author\{[^}]*\}|^author:.*(?:\n[ \t]*-.*|\n[ \t]+[^\s-].*)*"
 _PAPER_ABSTRACT = r"\\begin\{abstract\}[\s\S]*?\\end\{abstract\}|^abstract:.*(?:\n[ \t]+.*)*"
 _PAPER_SUP = r"\^(?:\{[^}]*\}|\\[A-Za-z]+|\S)"
 _PAPER_SUB = r"(?<!\\)_(?:\{[^}]*\}|\\[A-Za-z]+|\S)"
