@@ -89,3 +89,10 @@ def test_paper_window_last_300_characters():
     assert spans("loop", text) == ["for"]
     assert spans("loop", text, "paper") == []
     assert get_concept("loop", "paper").window_span(text) == (len(text) - 300, len(text))
+
+
+def test_long_declarator_lines_do_not_backtrack_exponentially():
+    # used to hang: overlapping character classes in the C definition pattern
+    line = "static " + "unsigned * & " * 40 + "name(int a;\n"
+    assert spans("function_def", line * 3) == []
+    assert spans("function_def", "unsigned long * make(int a)\n{\n}") == ["make"]
