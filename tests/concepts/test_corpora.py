@@ -45,7 +45,7 @@ def fake_tree(tmp_path):
     tex = root / "usr/share/doc/texlive-doc/latex/note"
     tex.mkdir(parents=True)
     (tex / "note.tex.gz").write_bytes(gzip.compress(TEX.encode()))
-    (tex / "style.sty").write_text("% a style\n\\def\\x{1}\n" * 20)
+    (tex / "style.sty").write_bytes("% a style by Ren\xe9\n\\def\\x{1}\n".encode("latin-1") * 20)
     inc = root / "usr/include"
     inc.mkdir(parents=True)
     (inc / "add.h").write_text("#include <stdio.h>\n/* adds */\nint add(int a, int b)\n{\n"
@@ -87,6 +87,7 @@ def test_build_writes_documents_licences_manifest(tmp_path, fake_tree):
     assert headers[0]["licence"] == "Debian package libadd-dev: see /usr/share/doc/libadd-dev/copyright"
     latex = read_corpus(cfg.out, "latex")
     assert any("\\frac{a+b}{c}" in d["text"] for d in latex)
+    assert any("by René" in d["text"] for d in latex)  # Latin-1 file decoded as such
     pos_docs = read_corpus(cfg.out, "pos")
     assert pos_docs and all("\n" not in p for d in pos_docs for p in d["text"].split("\n\n"))
     assert not any("directive" in d["text"] for d in pos_docs)
@@ -139,3 +140,14 @@ def test_cli_builds_and_rejects_bad_kind(tmp_path, fake_tree):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "cli/manifest.json").read_text())["kinds"]["latex"]["n_docs"] > 0
     assert_user_error(run_cli("data", "corpora", "--kinds", "poetry"), "poetry", "kind")
+
+
+def test_split_documents_cuts_long_lines_at_sentence_ends():
+    from moelens.data.corpora.readers import split_documents
+
+    line = " ".join(f"Verse number {i} ends here." for i in range(40))
+    docs = split_documents(line + "\n\nShort tail paragraph here.", max_chars=200, min_chars=10)
+    assert all(len(d) <= 200 for d in docs)
+    assert all(d.endswith((".", "here.")) and d[0].isupper() for d in docs)
+    assert "".join(docs).replace(" ", "").replace("\n", "") == (
+        line + "Short tail paragraph here.").replace(" ", "")

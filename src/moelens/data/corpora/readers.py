@@ -24,7 +24,11 @@ def read_text(path: Path, reader: str) -> str:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
             raise DataError(f"{path} is not a valid gzip file ({exc}); reinstall its package") from None
-    text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # older TeX and C files are often Latin-1
+        text = raw.decode("latin-1")
+    text = text.replace("\r\n", "\n")
     if reader == "html":
         text = html.unescape(_TAG_RE.sub(" ", text))
     return text
@@ -44,11 +48,23 @@ def bible_chapters(data_file: Path) -> list[str]:
     return [" ".join(verses) for verses in chapters.values()]
 
 
+def _cut_point(line: str, max_chars: int) -> int:
+    """Where to cut an over-long line: after the last sentence end, else the last space, in
+    the second half of the allowed length; hard at ``max_chars`` when there is neither."""
+    window = line[:max_chars]
+    for marks in ((". ", "! ", "? "), (" ",)):
+        best = max(window.rfind(m) for m in marks)
+        if best >= max_chars // 2:
+            return best + 1
+    return max_chars
+
+
 def split_documents(text: str, max_chars: int, min_chars: int) -> list[str]:
     """Pack consecutive paragraphs into documents of at most ``max_chars`` characters.
 
     Paragraphs (blank-line separated) stay whole where they fit; a longer paragraph is cut at
-    line breaks, and a single longer line is cut hard. Pieces under ``min_chars`` are dropped.
+    line breaks, and a single longer line after a sentence end or a space (hard only when it has
+    neither). Pieces under ``min_chars`` are dropped.
     """
     pieces: list[str] = []
     for para in re.split(r"\n[ \t]*\n", text):
@@ -60,8 +76,9 @@ def split_documents(text: str, max_chars: int, min_chars: int) -> list[str]:
         line_buf = ""
         for line in para.split("\n"):
             while len(line) > max_chars:
-                pieces.append(line[:max_chars])
-                line = line[max_chars:]
+                cut = _cut_point(line, max_chars)
+                pieces.append(line[:cut].rstrip())
+                line = line[cut:].lstrip()
             if line_buf and len(line_buf) + 1 + len(line) > max_chars:
                 pieces.append(line_buf)
                 line_buf = line
