@@ -151,3 +151,10 @@ def test_split_documents_cuts_long_lines_at_sentence_ends():
     assert all(d.endswith((".", "here.")) and d[0].isupper() for d in docs)
     assert "".join(docs).replace(" ", "").replace("\n", "") == (
         line + "Short tail paragraph here.").replace(" ", "")
+
+
+def test_install_is_refused_for_a_fake_root(tmp_path, fake_tree):
+    logs = []
+    cfg = config(tmp_path, fake_tree, kinds=["latex"], sources=["texlive_doc"], install=True)
+    build_corpora(cfg, logs.append)
+    assert any("--install ignored" in line for line in logs)

@@ -33,8 +33,11 @@ PATTERNS: list[tuple[str, str, str]] = [
 
 DUPLICATES = {"digits": "contains_digit"}
 
+def _same_tokens_as(name: str) -> tuple[str, ...]:
+    """The other members of ``name``'s duplicate pair, whichever side it is on."""
+    return tuple(b if a == name else a for a, b in DUPLICATES.items() if name in (a, b))
+
+
 for _name, _desc, _pattern in PATTERNS:
     define(GROUP, _name, _desc, regex_labeller(_pattern), paper_window=PAPER_WINDOW,
-           duplicate_of=DUPLICATES.get(_name),
-           merged_with=tuple(k for k, v in DUPLICATES.items() if v == _name)
-           + ((DUPLICATES[_name],) if _name in DUPLICATES else ()))
+           duplicate_of=DUPLICATES.get(_name), merged_with=_same_tokens_as(_name))
