@@ -75,7 +75,9 @@ class Concept:
     merged_with: tuple[str, ...] = ()
     """Other concepts known to label identical tokens to this one (either direction)."""
     sentence_splitter: Callable[[str], Span] | None = field(default=None, repr=False, compare=False)
+    """For ``Window("first_sentence")``: text -> span of its first sentence."""
     check: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
+    """Availability check (optional dependency): None when usable, else the reason."""
 
     @property
     def qualified_name(self) -> str:
