@@ -36,6 +36,9 @@ COMMANDS: dict[str, Command] = {
     "data text": Command("moelens.data.commands", "TextDataConfig", "run_text",
                          "tokenize local text files into training blocks (BPE tokenizer trained "
                          "locally or loaded)"),
+    "data corpora": Command("moelens.data.corpora", "CorporaConfig", "run",
+                            "build and cache the offline concept corpora (prose, code, LaTeX, POS "
+                            "tags) with their licences"),
     "train": Command("moelens.train", "TrainConfig", "run", "train a dense, Switch or MoE-X model",
                      preset_kind="train", default_preset=None),
     "eval": Command("moelens.evaluate", "EvalConfig", "run",
