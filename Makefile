@@ -9,7 +9,7 @@ RUN ?= runs/quickstart
 # the package itself accepts any recent torch.
 install:
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,concepts]"
 
 test: install
 	$(PY) -m pytest -q tests

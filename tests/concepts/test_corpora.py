@@ -13,7 +13,7 @@ from moelens.data.corpora import CorporaConfig, build_corpora, read_corpus
 from moelens.errors import ConfigError, DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import assert_user_error, run_cli
+from clitools import assert_user_error, run_cli
 
 PROSE = ("The quick brown fox jumps over the lazy dog.\nIt was not amused by this at all, and it\n"
          "said so to everyone who would listen.\n\n"
