@@ -1,0 +1,118 @@
+"""End-to-end training runs on a tiny model: learning, run directory, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_helpers import tiny_config, tiny_spec
+
+from moelens.errors import ConfigError
+from moelens.train import run
+from moelens.training.metrics import MetricsLog
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def _losses(run_dir):
+    return [(r["iter"], r.get("loss"), r.get("val_loss")) for r in MetricsLog(run_dir).read()]
+
+
+def test_training_lowers_val_loss_and_fills_the_run_dir(token_dir, tmp_path, backend, capsys):
+    out = tmp_path / "run"
+    cfg = tiny_config(token_dir, out, max_iters=40, eval_interval=20, ckpt_interval=0)
+    assert run(cfg, backend) == 0
+    printed = capsys.readouterr().out
+    assert "val loss" in printed and str(out / "model") in printed
+
+    records = MetricsLog(out).read()
+    vals = [r["val_loss"] for r in records if "val_loss" in r]
+    assert [r["iter"] for r in records if "val_loss" in r] == [0, 20, 40]
+    # uniform guessing over 32 tokens is ln 32 = 3.47 nats; the data's floor is about 0.7
+    assert vals[-1] < vals[0] - 1.0 and vals[-1] < 0.6 * math.log(32), vals
+    last = records[-1]
+    assert last["iter"] == 40 and last["tokens"] == 40 * 8 * 32
+    for key in ("loss", "ce", "aux_loss", "lr", "grad_norm", "tokens_per_s"):
+        assert math.isfinite(last[key]), key
+    assert last["lr"] == pytest.approx(cfg.min_lr)
+    moe = last["moe"]
+    assert sorted(moe) == ["0", "1"]
+    for stats in moe.values():
+        assert len(stats["load"]) == 4 and sum(stats["load"]) == pytest.approx(1.0)
+        assert stats["router_entropy"] >= 0 and stats["l0"] > 0
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["val_loss"] == pytest.approx(vals[-1])
+    assert summary["val_perplexity"] == pytest.approx(math.exp(vals[-1]))
+    assert (out / "DONE").exists() and (out / "model" / "config.json").exists()
+    provenance = json.loads((out / "config.json").read_text())
+    assert provenance["config"]["model"]["n_layer"] == 2 and provenance["seed"] == 0
+    assert not list(out.glob(".*tmp*")), "temporary files left behind"
+
+    # a finished run is skipped (nothing retrained), and --overwrite trains again
+    before = (out / "model" / "model.safetensors").stat().st_mtime_ns
+    assert run(cfg, backend) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert (out / "model" / "model.safetensors").stat().st_mtime_ns == before
+    cfg.overwrite, cfg.max_iters = True, 4
+    assert run(cfg, backend) == 0
+    assert MetricsLog(out).read()[-1]["iter"] == 4
+
+
+def test_stop_and_resume_is_bitwise_identical(token_dir, tmp_path, backend):
+    common = dict(max_iters=12, ckpt_interval=4, eval_interval=5, model=tiny_spec(dropout=0.1))
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(tiny_config(token_dir, straight, **common), backend) == 0
+
+    assert run(tiny_config(token_dir, split, stop_after=6, **common), backend) == 0
+    assert not (split / "DONE").exists() and not (split / "model").exists()
+    with pytest.raises(ConfigError, match="--resume"):
+        run(tiny_config(token_dir, split, **common), backend)
+    with pytest.raises(ConfigError, match="seed"):
+        run(tiny_config(token_dir, split, resume=True, seed=1, **common), backend)
+    assert run(tiny_config(token_dir, split, resume=True, **common), backend) == 0
+
+    a, b = _weights(straight), _weights(split)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(straight) == _losses(split)
+
+
+class Killed(Exception):
+    """Stands in for the process dying mid-step."""
+
+
+def test_crash_mid_step_resumes_from_last_checkpoint(token_dir, tmp_path, backend, make_model):
+    common = dict(max_iters=12, ckpt_interval=5, grad_accum=2, model=tiny_spec(dropout=0.1))
+
+    def dying_builder(spec, vocab, ctx):
+        model, calls = make_model(spec, vocab, ctx), [0]
+        forward = model.forward
+
+        def counting_forward(*args, **kwargs):
+            if model.training:
+                calls[0] += 1
+                if calls[0] == 20:  # second micro-step of step 10: the step never completes
+                    raise Killed
+            return forward(*args, **kwargs)
+
+        model.forward = counting_forward
+        return model
+
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    assert run(tiny_config(token_dir, straight, **common), backend) == 0
+    dying = type(backend)(build_model=dying_builder, load_model=backend.load_model,
+                          open_tokens=backend.open_tokens)
+    with pytest.raises(Killed):
+        run(tiny_config(token_dir, crashed, **common), dying)
+    assert MetricsLog(crashed).read()[-1]["iter"] == 9  # lines after the checkpoint (step 5)
+    assert run(tiny_config(token_dir, crashed, resume=True, **common), backend) == 0
+
+    a, b = _weights(straight), _weights(crashed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(straight) == _losses(crashed)
