@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import tiny_config, tiny_spec
+from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.errors import ConfigError
 from moelens.train import run
@@ -64,12 +64,22 @@ def test_training_lowers_val_loss_and_fills_the_run_dir(token_dir, tmp_path, bac
     assert MetricsLog(out).read()[-1]["iter"] == 4
 
 
-def test_stop_and_resume_is_bitwise_identical(token_dir, tmp_path, backend):
-    common = dict(max_iters=12, ckpt_interval=4, eval_interval=5, model=tiny_spec(dropout=0.1))
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert run(tiny_config(token_dir, straight, **common), backend) == 0
+# dropout on, so resuming must restore the RNG too; two micro-steps per step
+COMMON = dict(max_iters=12, ckpt_interval=5, eval_interval=5, grad_accum=2,
+              model=tiny_spec(dropout=0.1))
 
-    assert run(tiny_config(token_dir, split, stop_after=6, **common), backend) == 0
+
+@pytest.fixture(scope="module")
+def straight(token_dir, tmp_path_factory):
+    """The uninterrupted reference run."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    assert run(tiny_config(token_dir, out, **COMMON), make_backend()) == 0
+    return out
+
+
+def test_stop_and_resume_is_bitwise_identical(token_dir, tmp_path, backend, straight):
+    common, split = COMMON, tmp_path / "split"
+    assert run(tiny_config(token_dir, split, stop_after=7, **common), backend) == 0
     assert not (split / "DONE").exists() and not (split / "model").exists()
     with pytest.raises(ConfigError, match="--resume"):
         run(tiny_config(token_dir, split, **common), backend)
@@ -87,8 +97,9 @@ class Killed(Exception):
     """Stands in for the process dying mid-step."""
 
 
-def test_crash_mid_step_resumes_from_last_checkpoint(token_dir, tmp_path, backend, make_model):
-    common = dict(max_iters=12, ckpt_interval=5, grad_accum=2, model=tiny_spec(dropout=0.1))
+def test_crash_mid_step_resumes_from_last_checkpoint(token_dir, tmp_path, backend, make_model,
+                                                     straight):
+    common = COMMON
 
     def dying_builder(spec, vocab, ctx):
         model, calls = make_model(spec, vocab, ctx), [0]
@@ -104,8 +115,7 @@ def test_crash_mid_step_resumes_from_last_checkpoint(token_dir, tmp_path, backen
         model.forward = counting_forward
         return model
 
-    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
-    assert run(tiny_config(token_dir, straight, **common), backend) == 0
+    crashed = tmp_path / "crashed"
     dying = type(backend)(build_model=dying_builder, load_model=backend.load_model,
                           open_tokens=backend.open_tokens)
     with pytest.raises(Killed):

@@ -27,6 +27,12 @@ DEFAULTS = dict(vocab_size=32, n_positions=64, n_layer=2, n_head=2, n_embd=32, b
                 aux_loss_coef=0.01)
 
 
+class Output(dict):
+    """A dict with attribute access, like transformers' ModelOutput (DDP finds tensors in it)."""
+
+    __getattr__ = dict.__getitem__
+
+
 class FakeMoE(nn.Module):
     """Top-k softmax router over ReLU experts (all experts computed; unrouted ones gated 0)."""
 
@@ -114,7 +120,7 @@ class TinyLM(nn.Module):
         if labels is not None:  # Hugging Face convention: labels are shifted inside
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                    labels[:, 1:].reshape(-1)) + aux
-        return SimpleNamespace(loss=loss, logits=logits, aux_loss=aux)
+        return Output(loss=loss, logits=logits, aux_loss=aux)
 
     def save_pretrained(self, path):
         path = Path(path)
