@@ -37,3 +37,32 @@ def use_backend(monkeypatch, backend):
 def token_dir(tmp_path_factory) -> Path:
     """A learnable 20k/4k-token directory in the documented format (vocab 32, like chess)."""
     return train_stubs.write_token_dir(tmp_path_factory.mktemp("tokens") / "data")
+
+
+@pytest.fixture(scope="session")
+def text_token_dir(tmp_path_factory) -> Path:
+    """Like ``token_dir`` but of kind text, with a tokenizer.json to be copied into the model."""
+    return train_stubs.write_token_dir(tmp_path_factory.mktemp("text") / "data", kind="text",
+                                       seed=5, tokenizer_json='{"stand-in": "tokenizer"}')
+
+
+@pytest.fixture(scope="session")
+def trained_run(text_token_dir, tmp_path_factory) -> Path:
+    """A finished 20-step run on the text token directory (shared by the eval tests)."""
+    from moelens.train import run
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert run(train_helpers.tiny_config(text_token_dir, out), train_helpers.make_backend()) == 0
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread: these models are tiny, and on shared cores extra threads only
+    contend (a 6x slowdown measured on a loaded 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -126,3 +126,15 @@ def test_crash_mid_step_resumes_from_last_checkpoint(token_dir, tmp_path, backen
     a, b = _weights(straight), _weights(crashed)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _losses(straight) == _losses(crashed)
+
+
+def test_init_from_continues_a_saved_model(trained_run, text_token_dir, tmp_path, backend):
+    """Training from a saved model dir starts at that model's validation loss."""
+    finished = json.loads((trained_run / "summary.json").read_text())
+    out = tmp_path / "continued"
+    cfg = tiny_config(text_token_dir, out, init_from=trained_run / "model", max_iters=2,
+                      eval_interval=1)
+    cfg.model = type(cfg.model)()  # no architecture overrides with init_from
+    assert run(cfg, backend) == 0
+    first = MetricsLog(out).read()[0]
+    assert first["iter"] == 0 and first["val_loss"] == pytest.approx(finished["val_loss"], rel=1e-6)
