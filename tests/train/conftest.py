@@ -41,9 +41,9 @@ def token_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def text_token_dir(tmp_path_factory) -> Path:
-    """Like ``token_dir`` but of kind text, with a tokenizer.json to be copied into the model."""
+    """Like ``token_dir`` but of kind text (no blocks), with a tokenizer.json."""
     return train_stubs.write_token_dir(tmp_path_factory.mktemp("text") / "data", kind="text",
-                                       seed=5, tokenizer_json='{"stand-in": "tokenizer"}')
+                                       seed=5, block_size=None)
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,12 @@ from moelens import cli
 
 
 def test_model_dir_is_complete(trained_run):
+    """The saved model carries the data's tokenizer, so it loads and captures on its own."""
+    from tokenizers import Tokenizer
+
     model_dir = trained_run / "model"
     assert (model_dir / "config.json").exists()
-    assert (model_dir / "tokenizer.json").read_text() == '{"stand-in": "tokenizer"}'
+    assert Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode("w3 w7").ids == [3, 7]
 
 
 def test_eval_whole_split_matches_a_direct_computation(trained_run, token_dir, tmp_path,
@@ -32,11 +35,14 @@ def test_eval_whole_split_matches_a_direct_computation(trained_run, token_dir, t
     assert result["nats_per_char"] == result["loss"]  # chess data: one token per character
     assert result["bits_per_token"] == pytest.approx(result["loss"] / math.log(2))
 
-    # every val token predicted once, in windows of the model's 64 positions
+    # windows as long as the model allows (stand-in: 64 positions; a moelens model: the block
+    # size of 100 minus 1, and then one window per block), every val token predicted once
     model = use_backend.load_model(trained_run / "model").eval()
+    ctx = min(model.config.n_positions, 99)
     val = np.asarray(use_backend.open_tokens(token_dir).val, dtype=np.int64)
-    windows = [val[o:o + 65] for o in range(0, len(val) - 64, 64)]
-    assert result["ctx"] == 64 and result["tokens"] == 64 * len(windows)
+    starts = range(0, len(val), 100) if ctx == 99 else range(0, len(val) - ctx, ctx)
+    windows = [val[o:o + ctx + 1] for o in starts]
+    assert result["ctx"] == ctx and result["tokens"] == ctx * len(windows)
     rows = torch.from_numpy(np.stack(windows))
     with torch.no_grad():
         logits = model(input_ids=rows[:, :-1]).logits
@@ -56,7 +62,8 @@ def test_eval_random_batches_and_train_split(trained_run, token_dir, use_backend
 
 
 def test_eval_rejects_a_context_longer_than_the_model(trained_run, token_dir, use_backend, capsys):
+    limit = use_backend.load_model(trained_run / "model").config.n_positions
     code = cli.main(["eval", "--model", str(trained_run / "model"), "--data", str(token_dir),
-                     "--ctx", "65", "--device", "cpu"])
+                     "--ctx", str(limit + 1), "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "64 positions" in err[0]
+    assert code == 2 and len(err) == 1 and f"{limit} positions" in err[0]

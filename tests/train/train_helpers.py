@@ -7,6 +7,7 @@ of the stand-ins in ``train_stubs.py``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import train_stubs
@@ -14,8 +15,9 @@ import train_stubs
 from moelens.train import ModelSpec, TrainConfig
 from moelens.training import backend as backend_mod
 
-REAL_BACKEND = False
-"""True: use moelens.models / moelens.data (the default backend); False: the test stand-ins."""
+REAL_BACKEND = os.environ.get("MOELENS_TEST_REAL_BACKEND", "0") == "1"
+"""True: use moelens.models / moelens.data (the default backend); False: the test stand-ins.
+Flip the default to "1" once both are merged."""
 
 
 def make_backend() -> backend_mod.Backend:

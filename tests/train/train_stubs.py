@@ -181,10 +181,21 @@ def markov_tokens(n: int, vocab: int, seed: int, noise: float = 0.1) -> np.ndarr
     return out
 
 
+def word_level_tokenizer_json(vocab: int) -> str:
+    """A real tokenizer.json (one word-level token per id) for text token directories."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+
+    tok = Tokenizer(WordLevel({f"w{i}": i for i in range(vocab)}, unk_token="w0"))
+    tok.pre_tokenizer = WhitespaceSplit()
+    return tok.to_str()
+
+
 def write_token_dir(path: Path, n_train: int = 20000, n_val: int = 4000, vocab: int = 32,
-                    seed: int = 0, kind: str = "chess", block_size: int | None = None,
-                    tokenizer_json: str | None = None) -> Path:
-    """A token directory in the documented format (meta.json, train.bin, val.bin)."""
+                    seed: int = 0, kind: str = "chess", block_size: int | None = 100) -> Path:
+    """A token directory in the documented format (meta.json, train.bin, val.bin; text: a
+    tokenizer.json). Chess data needs a block_size dividing both splits."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for name, n, s in (("train", n_train, seed), ("val", n_val, seed + 1)):
@@ -192,11 +203,11 @@ def write_token_dir(path: Path, n_train: int = 20000, n_val: int = 4000, vocab: 
         mm = np.memmap(path / f"{name}.bin", dtype=np.uint8, mode="w+", shape=(n,))
         mm[:] = ids
         mm.flush()
-    tok = "chess" if kind == "chess" else "tokenizer.json"
-    if tokenizer_json is not None:
-        (path / "tokenizer.json").write_text(tokenizer_json)
+    if kind == "text":
+        (path / "tokenizer.json").write_text(word_level_tokenizer_json(vocab))
     meta = {"format": "moelens-tokens", "version": 1, "kind": kind, "dtype": "uint8",
-            "vocab_size": vocab, "block_size": block_size, "tokenizer": tok,
+            "vocab_size": vocab, "block_size": block_size,
+            "tokenizer": "chess" if kind == "chess" else "tokenizer.json",
             "n_train": n_train, "n_val": n_val, "source": {"generator": "markov"}, "seed": seed}
     (path / "meta.json").write_text(json.dumps(meta))
     return path

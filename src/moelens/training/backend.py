@@ -61,13 +61,19 @@ def load_model(path: Path):
                               "'model' folder of a finished training run")
     importlib.import_module("moelens.models")  # registers model_type "moelens" with the Auto classes
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would break one-line errors
     try:
         return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load the model in {path} ({first}); check the directory "
                               "or retrain") from None
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 
 def open_tokens(path: Path) -> TokenSource:

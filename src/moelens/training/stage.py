@@ -79,14 +79,23 @@ def finished_summary(out: Path) -> dict[str, Any]:
         return {}
 
 
+def _hf_tokenizer(tokens: Any) -> Any:
+    """The data's tokenizer as something with ``save_pretrained`` (chess: its HF twin), or None."""
+    tokenizer = tokens.tokenizer() if hasattr(tokens, "tokenizer") else None
+    if tokenizer is None or hasattr(tokenizer, "save_pretrained"):
+        return tokenizer
+    hf = getattr(tokenizer, "hf", None)  # moelens.data.chess.ChessTokenizer
+    return hf() if callable(hf) else None
+
+
 def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path) -> Path:
     """``save_pretrained`` the model plus the data's tokenizer into ``<out>/model``, atomically."""
     final, tmp = Path(out) / MODEL_DIR, Path(out) / f".{MODEL_DIR}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
-    tokenizer = tokens.tokenizer() if hasattr(tokens, "tokenizer") else None
-    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+    tokenizer = _hf_tokenizer(tokens)
+    if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     else:
         name = (getattr(tokens, "meta", {}) or {}).get("tokenizer")
