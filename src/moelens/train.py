@@ -126,6 +126,9 @@ class TrainConfig:
     """compute dtype: bf16 autocast, fp32, or auto (bf16 on a GPU that supports it, else fp32)"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """device: cuda when available (auto), or forced"""
+    cpu_threads: int = 0
+    """torch CPU threads for this run (0: torch's default); 1 is often fastest for small models
+    on a busy machine"""
     seed: int = 0
     """seed of the model initialisation, data sampling and dropout"""
     resume: bool = False
@@ -147,7 +150,7 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1")
-        for name in ("warmup_iters", "eval_interval", "ckpt_interval"):
+        for name in ("warmup_iters", "eval_interval", "ckpt_interval", "cpu_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be 0 or more")
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):

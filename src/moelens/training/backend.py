@@ -8,10 +8,11 @@ and tests can run the real loop on a stand-in model by passing another :class:`B
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from moelens.errors import CheckpointError, ConfigError, DataError, MoelensError
 
@@ -61,18 +62,30 @@ def load_model(path: Path):
                               "'model' folder of a finished training run")
     importlib.import_module("moelens.models")  # registers model_type "moelens" with the Auto classes
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its "Loading weights" bar would break one-line errors
     try:
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        with quiet_hf_progress():  # a "Loading weights" bar would break one-line errors
+            return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load the model in {path} ({first}); check the directory "
                               "or retrain") from None
+
+
+@contextlib.contextmanager
+def quiet_hf_progress() -> Iterator[None]:
+    """Silence transformers' own progress bars (loading/writing shards) within the block."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # a stand-in model without transformers
+        yield
+        return
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
     finally:
-        if bar_was_on:
+        if was_on:
             hf_logging.enable_progress_bar()
 
 

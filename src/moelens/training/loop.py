@@ -100,11 +100,15 @@ def train(cfg: Any, backend: backend_mod.Backend | None = None) -> int:
                   f"model in {done.get('model')}; pass --overwrite to train again")
         return 0
     ddp.init(s.env, s.device)
+    threads = torch.get_num_threads()
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
     try:
         devices = [s.device] if s.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             return _train(s, backend, decision)
     finally:
+        torch.set_num_threads(threads)
         ddp.shutdown(s.env)
 
 

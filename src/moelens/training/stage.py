@@ -93,7 +93,10 @@ def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path) -> Path:
     final, tmp = Path(out) / MODEL_DIR, Path(out) / f".{MODEL_DIR}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
+    from moelens.training.backend import quiet_hf_progress
+
+    with quiet_hf_progress():
+        model.save_pretrained(tmp)
     tokenizer = _hf_tokenizer(tokens)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
