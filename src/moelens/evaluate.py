@@ -57,7 +57,8 @@ class EvalConfig:
 
 
 def _context(cfg: EvalConfig, model: Any, meta: dict[str, Any]) -> int:
-    limit = getattr(getattr(model, "config", None), "n_positions", None)
+    mcfg = getattr(model, "config", None)
+    limit = getattr(mcfg, "n_positions", None) or getattr(mcfg, "max_position_embeddings", None)
     if cfg.ctx is not None:
         if limit is not None and cfg.ctx > limit:
             raise ConfigError(f"ctx={cfg.ctx} is more than the model's {limit} positions; lower --ctx")

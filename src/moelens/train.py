@@ -127,8 +127,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """device: cuda when available (auto), or forced"""
     cpu_threads: int = 0
-    """torch CPU threads for this run (0: torch's default); 1 is often fastest for small models
-    on a busy machine"""
+    """torch CPU threads for this run (0: torch's default); lower it when several processes share
+    few cores"""
     seed: int = 0
     """seed of the model initialisation, data sampling and dropout"""
     resume: bool = False

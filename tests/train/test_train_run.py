@@ -138,3 +138,11 @@ def test_init_from_continues_a_saved_model(trained_run, text_token_dir, tmp_path
     assert run(cfg, backend) == 0
     first = MetricsLog(out).read()[0]
     assert first["iter"] == 0 and first["val_loss"] == pytest.approx(finished["val_loss"], rel=1e-6)
+
+
+def test_bf16_autocast_on_cpu(token_dir, tmp_path, backend):
+    out = tmp_path / "bf16"
+    assert run(tiny_config(token_dir, out, max_iters=3, dtype="bf16", eval_interval=0), backend) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dtype"] == "bf16" and math.isfinite(summary["val_loss"])
+    assert all(math.isfinite(r["loss"]) for r in MetricsLog(out).read())

@@ -45,7 +45,6 @@ class Setup:
 
 
 def _setup(cfg: Any, backend: backend_mod.Backend) -> Setup:
-    cfg.check_paths()
     env = ddp.from_environment()
     ddp.check_batch(env, cfg.batch_size)
     if not Path(cfg.data).is_dir():
@@ -91,14 +90,15 @@ def _make_model(s: Setup, backend: backend_mod.Backend) -> nn.Module:
 def train(cfg: Any, backend: backend_mod.Backend | None = None) -> int:
     """Run ``moelens train``; see :mod:`moelens.train` for the run directory layout."""
     backend = backend or backend_mod.default_backend()
-    s = _setup(cfg, backend)
-    decision = stage.decide(cfg)
+    cfg.check_paths()
+    decision = stage.decide(cfg)  # read-only; a finished run is skipped without reading data
     if decision == "skip":
-        if s.env.is_main:
+        if ddp.from_environment().is_main:
             done = stage.finished_summary(cfg.out)
             print(f"moelens train: {cfg.out} already finished (val loss {done.get('val_loss')}); "
                   f"model in {done.get('model')}; pass --overwrite to train again")
         return 0
+    s = _setup(cfg, backend)
     ddp.init(s.env, s.device)
     threads = torch.get_num_threads()
     if cfg.cpu_threads:
