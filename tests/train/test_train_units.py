@@ -130,3 +130,12 @@ def test_metrics_truncation_drops_later_and_cut_lines(tmp_path):
     assert [r["iter"] for r in log.read()] == [0, 1, 2, 3]
     log.write({"iter": 4, "loss": float("nan")})
     assert json.loads(log.path.read_text().splitlines()[-1])["loss"] is None
+
+
+@pytest.mark.parametrize("name", config.available_presets("train"))
+def test_train_presets_are_valid_model_configs(name):
+    """Runs once moelens.models is merged: every preset's model section builds a config."""
+    presets = pytest.importorskip("moelens.models.presets")
+    cfg = config.parse(TrainConfig, ["--preset", name], prog="t", preset_kind="train")
+    mcfg = presets.model_config(cfg.model.preset, **{"vocab_size": 32, **cfg.model.overrides()})
+    assert mcfg.n_layer == cfg.model.n_layer and mcfg.n_positions >= cfg.ctx
