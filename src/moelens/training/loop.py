@@ -148,7 +148,7 @@ def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
         total, count = env.sum([total, float(count)], device)
         return total / count
 
-    val_loss, val_start = None, None
+    val_loss, val_start = None, next((r.get("val_loss") for r in log.read() if r["iter"] == 0), None)
     if step == 0 and cfg.eval_interval:
         val_loss = val_start = validate()
         if env.is_main:
