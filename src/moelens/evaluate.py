@@ -1,14 +1,17 @@
 """``moelens eval``: validation loss and perplexity of a saved model on a token directory.
 
 The loss is next-token cross-entropy in nats per token, without any auxiliary MoE loss, so it
-compares across dense and MoE models. By default every token of the split is predicted once
-(non-overlapping windows; block starts for chess blocks of ctx+1); ``--iters N`` instead
+compares across dense and MoE models. The context defaults to the one the model was trained
+with (``training.json`` in a model dir written by ``moelens train``). By default every token of
+the split is predicted once (non-overlapping windows; block starts when ctx+1 is the chess
+block size); ``--iters N`` instead
 averages over N batches of random windows, drawn from ``--seed``. For chess data a token is one
 character, so the loss is also nats per character (the paper's val loss).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,8 @@ class EvalConfig:
     batch_size: int = 16
     """windows per forward pass"""
     ctx: int | None = None
-    """context length (default: the model's maximum, or block_size-1 for chess blocks)"""
+    """context length (default: the one the model was trained with, else the model's maximum;
+    at most block_size-1 for chess blocks)"""
     seed: int = 0
     """seed of the random windows (with --iters)"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -56,6 +60,14 @@ class EvalConfig:
                 raise ConfigError(f"{name}={value} must be at least 1")
 
 
+def _trained_ctx(model_dir: Path) -> int | None:
+    """The context the model was trained with (``training.json`` of 'moelens train'), if known."""
+    try:
+        return int(json.loads((model_dir / "training.json").read_text())["ctx"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _context(cfg: EvalConfig, model: Any, meta: dict[str, Any]) -> int:
     mcfg = getattr(model, "config", None)
     limit = getattr(mcfg, "n_positions", None) or getattr(mcfg, "max_position_embeddings", None)
@@ -64,7 +76,8 @@ def _context(cfg: EvalConfig, model: Any, meta: dict[str, Any]) -> int:
             raise ConfigError(f"ctx={cfg.ctx} is more than the model's {limit} positions; lower --ctx")
         return cfg.ctx
     block = meta.get("block_size")
-    candidates = [c for c in (limit, block - 1 if block else None) if c]
+    candidates = [c for c in (limit, block - 1 if block else None, _trained_ctx(Path(cfg.model)))
+                  if c]
     if not candidates:
         raise ConfigError("cannot tell the model's context length; pass --ctx")
     return min(candidates)

@@ -21,6 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from train_helpers import make_backend, tiny_config, tiny_spec
+from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
 
 from moelens.train import run
 from moelens.training.metrics import MetricsLog

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from train_helpers import tiny_config
+from train_fixtures import backend, one_thread, token_dir, use_backend  # noqa: F401 (pytest fixtures)
 
 from moelens import cli
 from moelens.config import to_dict

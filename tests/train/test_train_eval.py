@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from train_fixtures import backend, one_thread, text_token_dir, token_dir, trained_run, use_backend  # noqa: F401 (pytest fixtures)
 
 from moelens import cli
 
@@ -19,6 +20,9 @@ def test_model_dir_is_complete(trained_run):
 
     model_dir = trained_run / "model"
     assert (model_dir / "config.json").exists()
+    training = json.loads((model_dir / "training.json").read_text())
+    assert training["ctx"] == 32 and training["iters"] == 20 and training["data_kind"] == "text"
+    assert not (trained_run / "ckpt").exists()  # superseded by the model dir
     assert Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode("w3 w7").ids == [3, 7]
 
 
@@ -35,19 +39,25 @@ def test_eval_whole_split_matches_a_direct_computation(trained_run, token_dir, t
     assert result["nats_per_char"] == result["loss"]  # chess data: one token per character
     assert result["bits_per_token"] == pytest.approx(result["loss"] / math.log(2))
 
-    # windows as long as the model allows (stand-in: 64 positions; a moelens model: the block
-    # size of 100 minus 1, and then one window per block), every val token predicted once
+    # windows of the training context (32, from training.json), every val token predicted once
     model = use_backend.load_model(trained_run / "model").eval()
-    ctx = min(model.config.n_positions, 99)
+    ctx = 32
     val = np.asarray(use_backend.open_tokens(token_dir).val, dtype=np.int64)
-    starts = range(0, len(val), 100) if ctx == 99 else range(0, len(val) - ctx, ctx)
-    windows = [val[o:o + ctx + 1] for o in starts]
+    windows = [val[o:o + ctx + 1] for o in range(0, len(val) - ctx, ctx)]
     assert result["ctx"] == ctx and result["tokens"] == ctx * len(windows)
     rows = torch.from_numpy(np.stack(windows))
     with torch.no_grad():
         logits = model(input_ids=rows[:, :-1]).logits
     expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1))
     assert result["loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_eval_block_windows_for_chess(trained_run, token_dir, use_backend, tmp_path):
+    """With --ctx block_size-1 every window is one whole block (as the chess reference)."""
+    out = tmp_path / "e.json"
+    assert cli.main(["eval", "--model", str(trained_run / "model"), "--data", str(token_dir),
+                     "--ctx", "99", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["tokens"] == 40 * 99  # 4000 val tokens = 40 blocks
 
 
 def test_eval_random_batches_and_train_split(trained_run, token_dir, use_backend, capsys):

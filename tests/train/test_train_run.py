@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from train_helpers import make_backend, tiny_config, tiny_spec
+from train_fixtures import backend, make_model, one_thread, text_token_dir, token_dir, trained_run  # noqa: F401 (pytest fixtures)
 
 from moelens.errors import ConfigError
 from moelens.train import run

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from train_helpers import tiny_spec
+from train_fixtures import backend, make_model, one_thread  # noqa: F401 (pytest fixtures)
 
 from moelens import config
 from moelens.errors import ConfigError

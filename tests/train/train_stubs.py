@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-DEFAULTS = dict(vocab_size=32, n_positions=64, n_layer=2, n_head=2, n_embd=32, bias=True,
+DEFAULTS = dict(vocab_size=32, n_positions=128, n_layer=2, n_head=2, n_embd=32, bias=True,
                 dropout=0.0, ffn="moe", ffn_width=64, num_experts=4, top_k=2, expert_width=16,
                 aux_loss_coef=0.01)
 

@@ -9,6 +9,7 @@ killed and resumed ends with the same weights as one that never stopped (bitwise
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +234,12 @@ def _save_checkpoint(out: Path, step: int, raw: nn.Module, opt: torch.optim.Opti
 def _finish(s: Setup, raw: nn.Module, loss: float, val_loss: float, val_start: float | None,
             seconds: float) -> None:
     cfg, out = s.cfg, Path(s.cfg.out)
-    model_dir = stage.save_model_dir(raw, s.tokens, Path(cfg.data), out)
+    meta = s.tokens.meta
+    training = {"ctx": cfg.ctx, "data": str(cfg.data), "data_kind": meta.get("kind"),
+                "vocab_size": meta.get("vocab_size"), "block_size": meta.get("block_size"),
+                "iters": s.total, "tokens": s.total * cfg.tokens_per_iter, "val_loss": val_loss,
+                "run": str(out)}
+    model_dir = stage.save_model_dir(raw, s.tokens, Path(cfg.data), out, training)
     summary = {
         "iters": s.total, "tokens": s.total * cfg.tokens_per_iter, "train_loss": loss,
         "val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 700.0)),
@@ -244,5 +250,6 @@ def _finish(s: Setup, raw: nn.Module, loss: float, val_loss: float, val_start: f
     }
     atomic_write_json(out / "summary.json", summary)
     Stage(out).finish(summary)
+    shutil.rmtree(out / checkpoint.CKPT_DIR, ignore_errors=True)  # the model dir supersedes it
     print(f"moelens train: val loss {val_loss:.4f} (perplexity {summary['val_perplexity']:.3f}) "
           f"after {s.total} steps ({summary['tokens']:,} tokens); model saved to {model_dir}")

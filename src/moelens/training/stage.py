@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from moelens.config import to_dict
 from moelens.errors import ConfigError
-from moelens.rundir import Stage
+from moelens.rundir import Stage, atomic_write_json
 
 MODEL_DIR = "model"
+TRAINING_FILE = "training.json"
 
 # Settings that change what a run computes; the rest (quiet, device, intervals...) may differ
 # between a run and its resumption.
@@ -88,8 +89,14 @@ def _hf_tokenizer(tokens: Any) -> Any:
     return hf() if callable(hf) else None
 
 
-def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path) -> Path:
-    """``save_pretrained`` the model plus the data's tokenizer into ``<out>/model``, atomically."""
+def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path,
+                   training: dict[str, Any]) -> Path:
+    """``save_pretrained`` the model plus the data's tokenizer into ``<out>/model``, atomically.
+
+    ``training`` (context length, data, steps...) goes to ``training.json`` beside the weights:
+    ``moelens eval`` takes its default context from it, since the model's position table may
+    be longer than what was trained.
+    """
     final, tmp = Path(out) / MODEL_DIR, Path(out) / f".{MODEL_DIR}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -105,6 +112,7 @@ def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path) -> Path:
         source = Path(data_dir) / name if isinstance(name, str) else None
         if source is not None and source.is_file():
             shutil.copyfile(source, tmp / source.name)
+    atomic_write_json(tmp / TRAINING_FILE, training)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

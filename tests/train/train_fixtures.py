@@ -1,18 +1,19 @@
-"""Fixtures of the trainer tests (stand-in or real backend: see ``train_helpers.REAL_BACKEND``)."""
+"""Fixtures of the trainer tests (stand-in or real backend: see ``train_helpers.REAL_BACKEND``).
+
+Test modules import what they use (``from train_fixtures import ...``) instead of this being a
+``conftest.py``: a second module named ``conftest`` would shadow ``tests/conftest.py`` for the
+``from conftest import run_cli`` in tests/test_config_cli.py.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+import train_helpers
+import train_stubs
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import train_helpers  # noqa: E402
-import train_stubs  # noqa: E402
-
-from moelens.training import backend as backend_mod  # noqa: E402
+from moelens.training import backend as backend_mod
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def trained_run(text_token_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_thread():
+def one_thread():
     """One intra-op thread: these models are tiny, and on shared cores extra threads only
     contend (a 6x slowdown measured on a loaded 2-core machine)."""
     import torch
