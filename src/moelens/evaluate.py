@@ -83,7 +83,7 @@ def _context(cfg: EvalConfig, model: Any, meta: dict[str, Any]) -> int:
     return min(candidates)
 
 
-def evaluate(cfg: EvalConfig, backend: "Backend | None" = None) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig, backend: Backend | None = None) -> dict[str, Any]:
     """Compute the results dict of ``moelens eval`` (no printing, no files)."""
     import numpy as np
     import torch
@@ -134,7 +134,7 @@ def evaluate(cfg: EvalConfig, backend: "Backend | None" = None) -> dict[str, Any
     return result
 
 
-def run(cfg: EvalConfig, backend: "Backend | None" = None) -> int:
+def run(cfg: EvalConfig, backend: Backend | None = None) -> int:
     """``moelens eval``: print the loss and perplexity; write them as JSON with ``--out``."""
     from moelens.rundir import atomic_write_json
 

@@ -188,7 +188,7 @@ class TrainConfig:
         return -(-self.max_tokens // self.tokens_per_iter)
 
 
-def run(cfg: TrainConfig, backend: "Backend | None" = None) -> int:
+def run(cfg: TrainConfig, backend: Backend | None = None) -> int:
     """Train (or resume, or skip a finished run) as ``cfg`` says; returns the exit code.
 
     ``backend`` supplies the model builder/loader and the token reader; the default uses

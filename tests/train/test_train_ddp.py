@@ -9,6 +9,8 @@ update turns into steps of size lr (all other tensors agree to ~1e-7). The MoE a
 is per process (it depends on batch-level routing fractions), so this test turns it off.
 """
 
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import make_backend, tiny_config, tiny_spec
 from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
+from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.train import run
 from moelens.training.metrics import MetricsLog

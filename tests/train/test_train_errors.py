@@ -1,5 +1,7 @@
 """Bad input to ``moelens train`` / ``moelens eval``: one line on stderr, exit 2, no traceback."""
 
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from train_helpers import tiny_config
 from train_fixtures import backend, one_thread, token_dir, use_backend  # noqa: F401 (pytest fixtures)
+from train_helpers import tiny_config
 
 from moelens import cli
 from moelens.config import to_dict
@@ -21,7 +23,7 @@ _spec.loader.exec_module(_root)  # tests/conftest.py: run_cli, assert_user_error
 
 
 def _one_line_error(code: int, capsys, *needles: str) -> str:
-    err = [l for l in capsys.readouterr().err.strip().splitlines() if l.strip()]
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if e.strip()]
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
     for n in needles:
         assert n.lower() in err[0].lower(), err[0]

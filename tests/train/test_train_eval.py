@@ -1,5 +1,7 @@
 """``moelens eval``: loss and perplexity of a saved model, printed and written as JSON."""
 
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import json

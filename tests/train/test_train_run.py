@@ -1,5 +1,7 @@
 """End-to-end training runs on a tiny model: learning, run directory, exact resume."""
 
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import json
@@ -8,8 +10,8 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import make_backend, tiny_config, tiny_spec
 from train_fixtures import backend, make_model, one_thread, text_token_dir, token_dir, trained_run  # noqa: F401 (pytest fixtures)
+from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.errors import ConfigError
 from moelens.train import run

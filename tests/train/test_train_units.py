@@ -1,5 +1,7 @@
 """The trainer's parts: schedule, parameter groups, sampling, config, presets, metrics file."""
 
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
 from __future__ import annotations
 
 import json
@@ -7,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from train_helpers import tiny_spec
 from train_fixtures import backend, make_model, one_thread  # noqa: F401 (pytest fixtures)
+from train_helpers import tiny_spec
 
 from moelens import config
 from moelens.errors import ConfigError

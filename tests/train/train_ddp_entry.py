@@ -9,10 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import train_helpers  # noqa: E402
+import train_helpers
 
-from moelens import config  # noqa: E402
-from moelens.train import TrainConfig, run  # noqa: E402
+from moelens import config
+from moelens.train import TrainConfig, run
 
 if __name__ == "__main__":
     cfg = config.parse(TrainConfig, sys.argv[1:], prog="train_ddp_entry", preset_kind="train")

@@ -9,7 +9,7 @@ cross-entropy + auxiliary load-balancing loss, exactly what ``.loss`` holds.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -24,7 +24,13 @@ from moelens.errors import CheckpointError, ConfigError, DataError
 from moelens.rundir import Stage, atomic_write_json
 from moelens.training import backend as backend_mod
 from moelens.training import checkpoint, ddp, stage
-from moelens.training.lm import autocast, cross_entropy_sum, forward_losses, resolve_bf16, resolve_device
+from moelens.training.lm import (
+    autocast,
+    cross_entropy_sum,
+    forward_losses,
+    resolve_bf16,
+    resolve_device,
+)
 from moelens.training.metrics import MetricsLog, moe_layers, moe_stats
 from moelens.training.optim import make_optimizer
 from moelens.training.sampler import BatchPlan, WindowSampler, train_offsets, val_offsets

@@ -68,7 +68,7 @@ class MetricsLog:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 break  # a line cut by a kill: it and anything after it are dropped
-        atomic_write_text(self.path, "".join(l + "\n" for l in kept))
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -77,4 +77,4 @@ class MetricsLog:
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
