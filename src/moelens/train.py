@@ -5,8 +5,15 @@ the loop and its parts live in :mod:`moelens.training`. torch is imported lazily
 flag fails in a fraction of a second.
 
 A run directory ``<out>/`` holds ``config.json`` (provenance), ``metrics.jsonl``, ``ckpt/``
-(the latest checkpoint), and when finished ``model/`` (a Hugging Face model dir),
-``summary.json`` and the ``DONE`` marker.
+(the latest checkpoint, removed once finished), and when finished ``model/`` (a Hugging Face
+model dir with the data's tokenizer and ``training.json``), ``summary.json`` and ``DONE``.
+
+Examples::
+
+    moelens train --preset quickstart-moex --data runs/quickstart/data
+    moelens train --preset train-chess-8l-paper --model.n_layer 4 --out runs/small/train
+    moelens train ... --resume                       # continue a killed run exactly
+    python -m torch.distributed.run --nproc_per_node 8 -m moelens train --preset ...
 """
 
 from __future__ import annotations
