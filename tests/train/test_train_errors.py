@@ -1,0 +1,114 @@
+"""Bad input to ``moelens train`` / ``moelens eval``: one line on stderr, exit 2, no traceback."""
+
+# ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from train_fixtures import backend, one_thread, token_dir, use_backend  # noqa: F401 (pytest fixtures)
+from train_helpers import tiny_config
+
+from moelens import cli
+from moelens.config import to_dict
+from moelens.train import run
+
+_spec = importlib.util.spec_from_file_location("_root_conftest", Path(__file__).parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)  # tests/conftest.py: run_cli, assert_user_error
+
+
+def _one_line_error(code: int, capsys, *needles: str) -> str:
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if e.strip()]
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    for n in needles:
+        assert n.lower() in err[0].lower(), err[0]
+    return err[0]
+
+
+def test_missing_data_dir_exit_2(tmp_path):
+    proc = _root.run_cli("train", "--data", tmp_path / "nope", "--out", tmp_path / "run",
+                         "--max_iters", "5", "--quiet")
+    _root.assert_user_error(proc, "does not exist", "moelens data")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--lr", "-1"], "lr=-1"),
+    (["--batch_size", "0"], "batch_size=0 must be at least 1"),
+    (["--max_tokens", "1000"], "exactly one of"),
+    (["--min_lr", "1"], "min_lr=1.0 is above lr"),
+    (["--beta2", "1.5"], "beta2"),
+    (["--dtype", "fp16"], "fp16"),
+    (["--model.ffn", "sparse"], "model.ffn"),
+    (["--ctx", "many"], "ctx"),
+])
+def test_nonsense_values_are_config_errors(tmp_path, flags, needle, capsys):
+    code = cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                     "--max_iters", "5", *flags])
+    _one_line_error(code, capsys, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_required_paths(tmp_path, capsys):
+    _one_line_error(cli.main(["train", "--max_iters", "5"]), capsys, "--data")
+    _one_line_error(cli.main(["eval", "--data", str(tmp_path)]), capsys, "--model")
+
+
+def test_eval_missing_model_exit_2(token_dir, tmp_path, capsys):
+    code = cli.main(["eval", "--model", str(tmp_path / "nope"), "--data", str(token_dir)])
+    _one_line_error(code, capsys, "does not exist")
+
+
+def _config_file(cfg, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate_model", "truncate_state_unchecked", "lose_index"])
+def test_corrupt_checkpoint_on_resume(token_dir, tmp_path, backend, use_backend, capsys, damage):
+    out = tmp_path / "run"
+    cfg = tiny_config(token_dir, out, max_iters=8, stop_after=3, eval_interval=0)
+    assert run(cfg, backend) == 0
+    ckpt = out / "ckpt"
+    index = json.loads((ckpt / "latest.json").read_text())
+    if damage == "truncate_model":
+        f = ckpt / index["model"]
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        needles = ("corrupt", index["model"])
+    elif damage == "truncate_state_unchecked":  # without a checksum the loader itself must fail
+        f = ckpt / index["state"]
+        f.write_bytes(f.read_bytes()[:100])
+        del index["state_sha256"]
+        (ckpt / "latest.json").write_text(json.dumps(index))
+        needles = ("cannot be read", index["state"])
+    else:
+        (ckpt / "latest.json").write_text("{not json")
+        needles = ("unreadable",)
+    cfg.stop_after, cfg.resume = None, True
+    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
+    _one_line_error(code, capsys, *needles)
+    assert not (out / "DONE").exists()
+
+
+def test_unfinished_run_needs_resume_or_overwrite(token_dir, tmp_path, backend, use_backend, capsys):
+    out = tmp_path / "run"
+    cfg = tiny_config(token_dir, out, max_iters=8, stop_after=2, eval_interval=0)
+    assert run(cfg, backend) == 0
+    cfg.stop_after = None
+    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
+    _one_line_error(code, capsys, "unfinished", "--resume", "--overwrite")
+    cfg.overwrite = True
+    assert cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))]) == 0
+    assert (out / "DONE").exists()
+
+
+def test_init_from_missing_dir(token_dir, tmp_path, use_backend, capsys):
+    cfg = tiny_config(token_dir, tmp_path / "run", init_from=tmp_path / "nope")
+    cfg.model.n_layer = None
+    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
+    _one_line_error(code, capsys, "init_from", "does not exist")
