@@ -13,7 +13,6 @@ is per process (it depends on batch-level routing fractions), so this test turns
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from clitools import cli_env
 from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
 from train_helpers import REAL_BACKEND, make_backend, tiny_config, tiny_spec
 
@@ -29,14 +29,6 @@ from moelens.train import run
 from moelens.training.metrics import MetricsLog
 
 ENTRY = Path(__file__).parent / "train_ddp_entry.py"
-
-
-def cli_env(extra: dict[str, str]) -> dict[str, str]:
-    """``tests/conftest.cli_env`` (loaded by path: this folder's conftest shadows the name)."""
-    spec = importlib.util.spec_from_file_location("_root_conftest", ENTRY.parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.cli_env(extra)
 
 
 def _free_port() -> int:

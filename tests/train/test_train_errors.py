@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from moelens import cli
 from moelens.config import to_dict
 from moelens.train import run
 
-_spec = importlib.util.spec_from_file_location("_root_conftest", Path(__file__).parents[1] / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)  # tests/conftest.py: run_cli, assert_user_error
+import clitools as _root  # run_cli, assert_user_error
 
 
 def _one_line_error(code: int, capsys, *needles: str) -> str:

@@ -15,9 +15,9 @@ import train_stubs
 from moelens.train import ModelSpec, TrainConfig
 from moelens.training import backend as backend_mod
 
-REAL_BACKEND = os.environ.get("MOELENS_TEST_REAL_BACKEND", "0") == "1"
+REAL_BACKEND = os.environ.get("MOELENS_TEST_REAL_BACKEND", "1") == "1"
 """True: use moelens.models / moelens.data (the default backend); False: the test stand-ins.
-Flip the default to "1" once both are merged."""
+Both are merged, so the real backend is the default."""
 
 
 def make_backend() -> backend_mod.Backend:
