@@ -1,0 +1,81 @@
+"""Fixtures for the store tests: a tiny OLMoE with a char tokenizer, a corpus, an adapter.
+
+Swapping the stand-in for the real adapters is the one line in :data:`ADAPTER` (set it to None
+to use ``moelens.capture.adapters.get_adapter``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+ADAPTER: str | None = "olmoe_standin:make_adapter"
+
+TEXT = ("the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs.\n"
+        "how vexingly quick daft zebras jump; sphinx of black quartz, judge my vow!\n")
+
+
+def char_tokenizer(text: str):
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1}
+    for c in sorted(set(text)):
+        vocab[c] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def tiny_olmoe(vocab_size: int, act: str = "silu", seed: int = 0):
+    import torch
+    from transformers import OlmoeConfig, OlmoeForCausalLM
+
+    cfg = OlmoeConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=16,
+                      num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+                      num_experts=8, num_experts_per_tok=2, max_position_embeddings=128,
+                      hidden_act=act, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    torch.manual_seed(seed)  # test-only: seeded tiny weights
+    return OlmoeForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("olmoe")
+    tok = char_tokenizer(TEXT + "0123456789;.+#=-BKNOQRx")
+    tiny_olmoe(len(tok)).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def corpus_files(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("corpus")
+    a = d / "a.txt"
+    a.write_text(TEXT * 3)
+    b = d / "b.jsonl"
+    b.write_text('{"text": "a short one."}\n{"text": "jumps over the dog"}\n'
+                 '{"text": "' + "quick zebras " * 6 + '"}\n')
+    return [a, b]
+
+
+@pytest.fixture
+def capture_args(model_dir, corpus_files, tmp_path):
+    """CLI arguments of a small capture; tests append or override flags."""
+    args = ["--model", str(model_dir), "--corpus", *map(str, corpus_files), "--ctx", "40",
+            "--batch_size", "3", "--shard_tokens", "64", "--quiet"]
+    if ADAPTER:
+        args += ["--adapter", ADAPTER]
+    return args
+
+
+def cli_env_extra() -> dict[str, str]:
+    src = HERE.parents[2] / "src"
+    return {"PYTHONPATH": os.pathsep.join([str(src), str(HERE)])}
