@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from moelens.capture import corpus as corpus_mod
+from moelens.capture import store_format as fmt
 from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers
 from moelens.config import to_dict
@@ -84,10 +85,29 @@ class CaptureConfig:
             raise ConfigError(f"--tokens must be at least 1, got {self.tokens}")
         if any(l < 0 for l in self.layers):
             raise ConfigError(f"layers must be non-negative, got {self.layers}")
+        for s in self.spaces:
+            if s not in fmt.SPACES:
+                raise ConfigError(f"unknown space {s!r}; choose from {', '.join(fmt.SPACES)}")
 
 
 def load_model(name: str) -> Any:
-    """The model through the adapters' loader when present, else transformers' Auto class."""
+    """The model through the adapters' loader when present, else transformers' Auto class.
+
+    transformers' own progress bars are silenced while loading: capture has its own, and a user
+    error found after loading must still be the only line on stderr.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_model(name)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_model(name: str) -> Any:
     try:
         loader = importlib.import_module("moelens.capture.adapters").load_model
     except (ImportError, AttributeError):

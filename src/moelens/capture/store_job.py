@@ -103,5 +103,7 @@ def finalize(root: Path, shards: list[ShardPlan], documents: list[str], plans: l
         "fingerprint": fingerprint(settings),
         "settings": settings,
     }
+    for stray in root.rglob(".*.tmp"):  # temp files of a process killed mid-write
+        stray.unlink(missing_ok=True)
     atomic_write_json(root / "manifest.json", manifest)
     return manifest

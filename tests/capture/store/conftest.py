@@ -6,6 +6,7 @@ to use ``moelens.capture.adapters.get_adapter``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -76,6 +77,9 @@ def capture_args(model_dir, corpus_files, tmp_path):
     return args
 
 
-def cli_env_extra() -> dict[str, str]:
-    src = HERE.parents[2] / "src"
-    return {"PYTHONPATH": os.pathsep.join([str(src), str(HERE)])}
+def subprocess_env() -> dict[str, str]:
+    """tests/conftest.cli_env plus this folder on PYTHONPATH (for the stand-in adapter)."""
+    spec = importlib.util.spec_from_file_location("tests_root_conftest", HERE.parents[1] / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    return root.cli_env({"PYTHONPATH": os.pathsep.join([str(HERE.parents[2] / "src"), str(HERE)])})
