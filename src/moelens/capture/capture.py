@@ -62,11 +62,22 @@ def _f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(torch.float32).cpu().numpy()
 
 
+def _stored(t: torch.Tensor, dtype: str) -> np.ndarray:
+    """``t`` in the store's value representation, converted on the device (halves the copy)."""
+    t = t.detach()
+    if dtype == "fp32":
+        return t.to(torch.float32).cpu().numpy()
+    if dtype == "fp16":
+        return t.to(torch.float16).cpu().numpy()
+    return t.to(torch.bfloat16).cpu().view(torch.int16).numpy().view(np.uint16)
+
+
 class StoreSink:
     """Adapter callbacks -> the current shard writer, in global token indices, pads dropped."""
 
-    def __init__(self, plans: list[LayerPlan]):
+    def __init__(self, plans: list[LayerPlan], dtype: str):
         self.plans = {p.layer: p for p in plans}
+        self.dtype = dtype
         self.writer: ShardWriter | None = None
         self.token_map: torch.Tensor | None = None  # [N] global token index, -1 for pads
 
@@ -93,11 +104,15 @@ class StoreSink:
             return
         tok = self.token_map[token_idx.to(self.token_map.device)]
         keep = tok >= 0
-        keep_dev = keep.to(hidden.device)
-        values = _f32(hidden[keep_dev]) if "expert" in plan.spaces else None
+        if bool(keep.all()):  # no padding in this batch: skip the masked copies
+            keep_dev = slice(None)
+        else:
+            keep_dev = keep.to(hidden.device)
+            tok = tok[keep]
+        values = _stored(hidden[keep_dev], self.dtype) if "expert" in plan.spaces else None
         norm = (_f32(out[keep_dev].to(torch.float32).norm(dim=-1)) if "expert_out" in plan.spaces
                 else None)
-        self.writer.add_expert_rows(layer, tok[keep].cpu().numpy(), expert_idx[keep_dev].cpu().numpy(),
+        self.writer.add_expert_rows(layer, tok.cpu().numpy(), expert_idx[keep_dev].cpu().numpy(),
                                     values, norm)
 
     def _dense(self, layer: int, space: str, hidden: torch.Tensor) -> None:
@@ -148,7 +163,7 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
                    on_shard: Callable[[ShardPlan], None] | None = None) -> None:
     """Run ``model`` over each shard's windows in batches and write the shard (one at a time)."""
     device = next(model.parameters()).device
-    sink = StoreSink(plans)
+    sink = StoreSink(plans, dtype)
     layers = [p.layer for p in plans]
     spaces = sorted({s for p in plans for s in p.spaces})
     last = max(layers)

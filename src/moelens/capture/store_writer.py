@@ -103,7 +103,9 @@ class ShardWriter:
         self.filled[(layer, "routing")][local] = True
 
     def add_expert_rows(self, layer: int, tok: np.ndarray, expert: np.ndarray,
-                        hidden: np.ndarray | None, out_norm: np.ndarray | None) -> None:
+                        values: np.ndarray | None, out_norm: np.ndarray | None) -> None:
+        """Rows (token, expert): ``values`` already in the stored representation
+        (:func:`store_format.to_storage`), ``out_norm`` float32 ||expert output||."""
         acc = self.rows.get(layer)
         if acc is None:
             return
@@ -111,7 +113,7 @@ class ShardWriter:
         acc.token.append(tok.astype(np.int64))
         acc.expert.append(expert.astype(np.int64))
         if "expert" in plan.spaces:
-            acc.values.append(fmt.to_storage(hidden, self.dtype))
+            acc.values.append(values)
         if "expert_out" in plan.spaces:
             acc.norm.append(out_norm.astype(np.float32))
 
@@ -185,11 +187,12 @@ class ShardWriter:
         offsets = np.zeros(plan.num_experts + 1, dtype=np.int64)
         np.cumsum(np.bincount(exp, minlength=plan.num_experts), out=offsets[1:])
         arrays = {"token": tok, "offsets": offsets}
-        nz_row, nz_idx = np.nonzero(values)
         idx_dt = fmt.index_dtype(width)
-        coo_bytes = nz_row.size * (4 + idx_dt.itemsize + fmt.value_bytes(self.dtype))
+        bits = values.view(np.uint32 if values.dtype.itemsize == 4 else np.uint16)  # fast count
+        coo_bytes = np.count_nonzero(bits) * (4 + idx_dt.itemsize + fmt.value_bytes(self.dtype))
         layout = "coo" if plan.sparse_experts or coo_bytes < values.nbytes else "rows"
         if layout == "coo":
+            nz_row, nz_idx = np.nonzero(bits)
             arrays.update(coo_row=nz_row.astype(np.int32), coo_index=nz_idx.astype(idx_dt),
                           coo_value=values[nz_row, nz_idx])
         else:

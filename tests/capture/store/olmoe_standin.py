@@ -87,16 +87,15 @@ class OlmoeStandIn:
             t_sorted = torch.arange(N, device=flat_e.device).repeat_interleave(k)[order]
             w_sorted = top_k_weights.reshape(-1)[order]
             counts = torch.bincount(e_sorted, minlength=experts.num_experts).tolist()
-            hid = hidden_states.new_empty(N * k, experts.intermediate_dim)
-            out = hidden_states.new_empty(N * k, experts.hidden_dim)
-            a = 0
+            hids, outs, a = [], [], 0
             for e, c in enumerate(counts):
                 if c:
                     x = hidden_states[t_sorted[a:a + c]]
                     gate, up = F.linear(x, experts.gate_up_proj[e]).chunk(2, dim=-1)
-                    hid[a:a + c] = experts.act_fn(gate) * up
-                    out[a:a + c] = F.linear(hid[a:a + c], experts.down_proj[e])
+                    hids.append(experts.act_fn(gate) * up)
+                    outs.append(F.linear(hids[-1], experts.down_proj[e]))
                     a += c
+            hid, out = torch.cat(hids), torch.cat(outs)
             final = torch.zeros_like(hidden_states)
             final.index_add_(0, t_sorted, (out * w_sorted[:, None]).to(final.dtype))
             sink.expert_rows(layer, t_sorted, e_sorted, hid, out)
