@@ -88,6 +88,19 @@ def main() -> None:
                     model(input_ids=ids, attention_mask=mask, use_cache=False)
         return time.perf_counter() - t0
 
+    def bare_same_layers() -> float:
+        """The bare forward also stopped after the last captured layer: the pure hook + store cost."""
+        t0 = time.perf_counter()
+        from moelens.capture.capture import pad_batch
+
+        with torch.no_grad():
+            for s in shards:
+                for b in range(0, len(s.windows), args.batch_size):
+                    ids, mask, _ = pad_batch(s.windows[b:b + args.batch_size], 0, 0)
+                    with adapter.stop_after(max(p.layer for p in plans)):
+                        model(input_ids=ids, attention_mask=mask, use_cache=False)
+        return time.perf_counter() - t0
+
     def capture(root: Path) -> float:
         t0 = time.perf_counter()
         capture_shards(model, adapter, plans, shards, root, "fp16", args.batch_size, 0)
@@ -97,11 +110,12 @@ def main() -> None:
     bare()  # warm up both paths
     with tempfile.TemporaryDirectory() as tmp:
         capture(Path(tmp) / "warm")
-    t_bare, t_cap = [], []
+    t_bare, t_cap, t_same = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             t_bare.append(bare())
             t_cap.append(capture(Path(tmp) / f"store{r}"))
+            t_same.append(bare_same_layers())
         root = Path(tmp) / "store0"
         expert_bytes = sum(p.stat().st_size for p in root.glob("L*/expert/*.npy"))
         routing_bytes = sum(p.stat().st_size for p in root.glob("L*/routing/*.npy"))
@@ -113,6 +127,8 @@ def main() -> None:
     print(f"# bare forward s: {[round(t, 3) for t in t_bare]}, capture s: {[round(t, 3) for t in t_cap]}")
     ratios = [c / b for c, b in zip(t_cap, t_bare)]  # paired, interleaved runs: robust to load
     print(f"capture_overhead: {statistics.median(ratios):.3f}")
+    same = [c / b for c, b in zip(t_cap, t_same)]
+    print(f"capture_overhead_vs_forward_stopped_at_same_layer: {statistics.median(same):.3f}")
     print(f"store_sparse_vs_dense_bytes: {(expert_bytes + routing_bytes) / dense_bytes:.3f}")
 
 

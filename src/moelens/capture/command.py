@@ -54,6 +54,8 @@ class CaptureConfig:
     """windows per forward pass"""
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     """dtype of the stored activation values"""
+    model_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """dtype the model runs in (float32 is exact; bfloat16 halves memory on large models)"""
     shard_tokens: int = 65536
     """tokens per shard: records stream to disk every this many tokens (bounds memory)"""
     shuffle: bool = False
@@ -90,8 +92,9 @@ class CaptureConfig:
                 raise ConfigError(f"unknown space {s!r}; choose from {', '.join(fmt.SPACES)}")
 
 
-def load_model(name: str) -> Any:
-    """The model through the adapters' loader when present, else transformers' Auto class.
+def load_model(name: str, dtype: str = "float32") -> tuple[Any, Any | None]:
+    """``(model, tokenizer or None)`` through the adapters' loader when present, else through
+    transformers' Auto class (model only; capture then finds the tokenizer itself).
 
     transformers' own progress bars are silenced while loading: capture has its own, and a user
     error found after loading must still be the only line on stderr.
@@ -101,23 +104,26 @@ def load_model(name: str) -> Any:
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return _load_model(name)
+        loaded = _load_model(name, dtype)
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+    return loaded if isinstance(loaded, tuple) else (loaded, None)
 
 
-def _load_model(name: str) -> Any:
+def _load_model(name: str, dtype: str) -> Any:
     try:
         loader = importlib.import_module("moelens.capture.adapters").load_model
     except (ImportError, AttributeError):
         loader = None
     if loader is not None:
-        return loader(name)
+        return loader(name, dtype=dtype)
+    import torch
     from transformers import AutoModelForCausalLM
 
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
-        return AutoModelForCausalLM.from_pretrained(name)
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
     except Exception as exc:
         raise CheckpointError(f"cannot load model {name!r} ({type(exc).__name__}); give a local model "
                               "directory or a hub id (and go online)") from None
@@ -199,10 +205,13 @@ def _run(cfg: CaptureConfig, rank: int, world: int, dist: Any) -> int:
     if cfg.shuffle:
         order = np.random.default_rng(cfg.seed).permutation(len(corpus.documents))
         corpus.documents = [corpus.documents[i] for i in order]
-    model = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, cfg.model_dtype)
     adapter = make_adapter(cfg.adapter, model)
     plans = plan_layers(adapter, cfg.layers, cfg.spaces)
-    tokenizer, tok_info = corpus_mod.resolve_tokenizer(cfg.model, corpus.kind)
+    if tokenizer is not None and getattr(tokenizer, "is_fast", False):
+        tok_info = {"source": "model", "name": cfg.model, "class": type(tokenizer).__name__}
+    else:
+        tokenizer, tok_info = corpus_mod.resolve_tokenizer(cfg.model, corpus.kind)
     windows = corpus_mod.tokenize(corpus, tokenizer, cfg.ctx, cfg.tokens)
     shards = corpus_mod.plan_shards(windows, cfg.shard_tokens)
     model = model.to(_device(cfg)).eval()
