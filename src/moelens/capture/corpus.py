@@ -161,7 +161,11 @@ def tokenize(corpus: Corpus, tokenizer: Any, ctx: int, max_tokens: int | None) -
     for doc_id, text in enumerate(corpus.documents):
         if max_tokens is not None and total >= max_tokens:
             break
-        enc = tokenizer(text, return_offsets_mapping=True)
+        try:
+            enc = tokenizer(text, return_offsets_mapping=True)
+        except Exception as exc:  # e.g. a character outside a closed (chess) vocabulary
+            raise DataError(f"document {doc_id} cannot be tokenized ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}); clean the corpus") from None
         ids = np.asarray(enc["input_ids"], dtype=np.int64)
         offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
         for a in range(0, ids.size, ctx):
