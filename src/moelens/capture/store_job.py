@@ -61,14 +61,20 @@ def prepare(root: Path, settings: dict[str, Any], overwrite: bool) -> str:
     return "fresh"
 
 
-def completed(root: Path, shard: ShardPlan) -> dict[str, Any] | None:
-    """The shard's completion record if the shard is complete and intact, else None."""
+def completed(root: Path, shard: ShardPlan, rehash: bool = True) -> dict[str, Any] | None:
+    """The shard's completion record if the shard is complete and intact, else None.
+
+    ``rehash`` checks every file's sha256 (resume); without it only presence and size are
+    checked (finalize, right after the shards were written and hashed).
+    """
     record = _read_json(fmt.shard_record_path(root, shard.index))
     if not record or record.get("start") != shard.start or record.get("stop") != shard.stop:
         return None
     for rel, entry in record.get("files", {}).items():
         path = root / rel
-        if not path.exists() or sha256_file(path) != entry["sha256"]:
+        if not path.exists() or path.stat().st_size != entry.get("bytes"):
+            return None
+        if rehash and sha256_file(path) != entry["sha256"]:
             return None
     return record
 
@@ -78,7 +84,7 @@ def finalize(root: Path, shards: list[ShardPlan], documents: list[str], plans: l
     """Check that every shard is complete, then write documents.json and manifest.json (last)."""
     records = []
     for shard in shards:
-        record = completed(root, shard)
+        record = completed(root, shard, rehash=False)
         if record is None:
             raise StoreError(f"shard {fmt.shard_name(shard.index)} of {root} is missing or corrupt; "
                              "rerun the same capture command to redo it")

@@ -51,7 +51,7 @@ def save_array(root: Path, rel: str, array: np.ndarray) -> dict[str, Any]:
         with open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
     return {"sha256": sha256_file(path), "rows": int(array.shape[0]) if array.ndim else 1,
-            "shape": list(array.shape), "dtype": str(array.dtype)}
+            "shape": list(array.shape), "dtype": str(array.dtype), "bytes": path.stat().st_size}
 
 
 @dataclass
