@@ -30,8 +30,8 @@ from moelens.errors import CheckpointError, ConfigError, MoelensError, StoreErro
 class CaptureConfig:
     model: str = ""
     """hub id or local directory of the model to capture"""
-    out: Path = Path("store")
-    """directory of the activation store to write"""
+    out: Path | None = None
+    """directory of the activation store to write (required)"""
     corpus: list[Path] = field(default_factory=list)
     """local corpus files: .txt (one document), .jsonl/.parquet (one per record), .pgn (one per
     game) or ';1.e4 ...' transcript files (one game per line)"""
@@ -56,8 +56,9 @@ class CaptureConfig:
     """dtype of the stored activation values"""
     model_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     """dtype the model runs in (float32 is exact; bfloat16 halves memory on large models)"""
-    shard_tokens: int = 65536
-    """tokens per shard: records stream to disk every this many tokens (bounds memory)"""
+    shard_tokens: int | None = None
+    """tokens per shard: records stream to disk every this many tokens, which bounds memory
+    (default: as many as fit in about 1 GiB of records, between 256 and 65536)"""
     shuffle: bool = False
     """shuffle the documents (with --seed) before taking --tokens tokens"""
     seed: int = 0
@@ -76,12 +77,14 @@ class CaptureConfig:
     def __post_init__(self):
         if not self.model:
             raise ConfigError("--model is required: a hub id or a local model directory")
+        if self.out is None:
+            raise ConfigError("--out is required: the directory of the store to write")
         if not self.corpus and not self.dataset:
             raise ConfigError("no corpus given; pass --corpus FILE ... or --dataset NAME")
         if self.corpus and self.dataset:
             raise ConfigError("give either --corpus files or --dataset, not both")
         for name in ("ctx", "batch_size", "shard_tokens"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.tokens is not None and self.tokens < 1:
             raise ConfigError(f"--tokens must be at least 1, got {self.tokens}")
@@ -154,6 +157,23 @@ def model_identity(name: str, model: Any) -> dict[str, Any]:
     return ident
 
 
+def auto_shard_tokens(plans: list[Any], dtype: str, budget: int = 1 << 30) -> int:
+    """Tokens per shard so that one shard's records take about ``budget`` bytes in memory
+    (a power of two in [256, 65536]; depends only on the model and settings, never on timing)."""
+    vb = fmt.value_bytes(dtype)
+    per_token = 40  # token table
+    for p in plans:
+        if p.needs_routing:
+            per_token += p.top_k * 12
+        if "expert" in p.spaces or "expert_out" in p.spaces:
+            per_token += p.top_k * (16 + 4 + (p.widths["expert"] * vb if "expert" in p.spaces else 0))
+        per_token += sum((4 + vb) * p.widths[s] for s in p.spaces if s in fmt.DENSE_SPACES)
+    tokens = 256
+    while tokens < 65536 and 2 * tokens * per_token <= budget:
+        tokens *= 2
+    return tokens
+
+
 def _distributed() -> tuple[int, int, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -213,7 +233,8 @@ def _run(cfg: CaptureConfig, rank: int, world: int, dist: Any) -> int:
     else:
         tokenizer, tok_info = corpus_mod.resolve_tokenizer(cfg.model, corpus.kind)
     windows = corpus_mod.tokenize(corpus, tokenizer, cfg.ctx, cfg.tokens)
-    shards = corpus_mod.plan_shards(windows, cfg.shard_tokens)
+    shard_tokens = cfg.shard_tokens or auto_shard_tokens(plans, cfg.dtype)
+    shards = corpus_mod.plan_shards(windows, shard_tokens)
     model = model.to(_device(cfg)).eval()
 
     meta = {"model": model_identity(cfg.model, model) if rank == 0 else {"id": cfg.model},
@@ -221,7 +242,7 @@ def _run(cfg: CaptureConfig, rank: int, world: int, dist: Any) -> int:
             "corpus": {"kind": corpus.kind, "description": corpus.description,
                        "sha256": corpus.sha256(), "n_documents": len(corpus.documents)},
             "ctx": cfg.ctx}
-    settings = {**meta, "tokens": cfg.tokens, "shard_tokens": cfg.shard_tokens,
+    settings = {**meta, "tokens": cfg.tokens, "shard_tokens": shard_tokens,
                 "batch_size": cfg.batch_size, "dtype": cfg.dtype, "shuffle": cfg.shuffle,
                 "seed": cfg.seed, "layers": [p.to_json() for p in plans]}
     root = Path(cfg.out)

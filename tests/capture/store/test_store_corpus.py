@@ -75,3 +75,15 @@ def test_dataset_needs_datasets_or_network(capsys, model_dir, tmp_path):
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     assert code == 2 and len(err) == 1 and "dataset" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_auto_shard_tokens_bounds_memory():
+    from moelens.capture.command import auto_shard_tokens
+    from moelens.capture.store_writer import LayerPlan
+
+    olmoe = [LayerPlan(l, "moe", ["expert", "resid"], {"expert": 1024, "resid": 2048}, 64, 8)
+             for l in range(16)]
+    n = auto_shard_tokens(olmoe, "fp16")
+    per_token_values = 16 * (8 * 1024 * 2 + 2048 * 4)
+    assert n & (n - 1) == 0 and n * per_token_values < (1 << 30) < 4 * n * per_token_values
+    assert auto_shard_tokens([LayerPlan(0, "dense", ["resid"], {"resid": 64})], "fp32") == 65536
