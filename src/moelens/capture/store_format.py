@@ -6,7 +6,8 @@ A store is a directory::
     capture.json                     the settings of a capture in progress (for resume checks)
     documents.json                   document texts, index = doc id
     shards/00000.json                one completion record per shard (files + sha256)
-    tokens/00000.npy                 int64 [n, 5]: token id, doc id, position, char start, char end
+    tokens/00000.npy                 int64 [n, 5]: token id, doc id, position (index in the
+                                     model's context window), char start, char end in the document
     L003/routing/00000.ids.npy       router top-k ids [n, k] (uint8/int16/int32)
     L003/routing/00000.weights.npy   router top-k weights [n, k] float32
     L003/routing/00000.out.npy       weight x ||expert output|| per top-k slot [n, k] float32

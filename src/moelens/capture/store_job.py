@@ -47,7 +47,11 @@ def prepare(root: Path, settings: dict[str, Any], overwrite: bool) -> str:
         if overwrite:
             shutil.rmtree(root)
         else:
-            claim = _read_json(root / "capture.json") or _read_json(root / "manifest.json") or {}
+            claim = _read_json(root / "manifest.json") or _read_json(root / "capture.json") or {}
+            if claim.get("format_version") != fmt.FORMAT_VERSION:
+                raise StoreError(f"--out {root} holds a store of format version "
+                                 f"{claim.get('format_version')}, not {fmt.FORMAT_VERSION}; pass "
+                                 "--overwrite to recapture it or choose another --out")
             if claim.get("fingerprint") != fp:
                 raise StoreError(f"--out {root} holds a capture made with other settings; pass "
                                  "--overwrite to replace it or choose another --out")

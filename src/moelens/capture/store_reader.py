@@ -34,6 +34,7 @@ class ActivationStore:
         self._files = {rel: entry for rec in manifest["shards"] for rel, entry in rec["files"].items()}
         self._files[manifest["documents"]["file"]] = manifest["documents"]
         self._verified: set[str] = set()
+        self._routing: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # small: [n, k] per layer
         self._starts = np.array([rec["start"] for rec in manifest["shards"]], dtype=np.int64)
 
     @classmethod
@@ -148,6 +149,12 @@ class ActivationStore:
 
     def routing(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """Router top-k ids int64 [n, k] and weights float32 [n, k], exactly as the model used them."""
+        if layer not in self._routing:
+            self._routing[layer] = self._read_routing(layer)
+        ids, w = self._routing[layer]
+        return ids.copy(), w.copy()
+
+    def _read_routing(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         info = self._layer(layer)
         if info["kind"] != "moe" or not info.get("routing"):
             raise StoreError(f"layer {layer} has no routing in this store (capture an expert space there)")
@@ -220,9 +227,11 @@ class ActivationStore:
         keep = where >= 0
         vals = acts[keep]
         if semantics == "gated":
-            ids, w = self.routing(layer)
-            weight = (w * (ids == expert)).sum(axis=1)
-            vals = vals * weight[tok[keep], None]
+            self.routing(layer)
+            ids, w = self._routing[layer]
+            rows = tok[keep]
+            weight = (w[rows] * (ids[rows] == expert)).sum(axis=1)
+            vals = vals * weight[:, None]
         out[where[keep]] = vals
         return target, out
 
