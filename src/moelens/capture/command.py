@@ -219,7 +219,8 @@ def run(cfg: CaptureConfig) -> int:
 
 def _run(cfg: CaptureConfig, rank: int, world: int, dist: Any) -> int:
     if cfg.dataset:
-        corpus = corpus_mod.load_hub_dataset(cfg.dataset, cfg.split, cfg.text_field)
+        max_chars = None if cfg.tokens is None or cfg.shuffle else 32 * cfg.tokens
+        corpus = corpus_mod.load_hub_dataset(cfg.dataset, cfg.split, cfg.text_field, max_chars)
     else:
         corpus = corpus_mod.load_files(list(cfg.corpus), cfg.text_field)
     if cfg.shuffle:

@@ -130,28 +130,38 @@ def load_files(paths: list[Path], text_field: str = "text") -> Corpus:
     return Corpus(docs, kinds.pop(), {"files": files})
 
 
-def load_hub_dataset(name: str, split: str, text_field: str, max_documents: int | None = None) -> Corpus:
-    """Documents of a hub dataset via ``datasets`` (a network path: not used offline or in tests)."""
+def load_hub_dataset(name: str, split: str, text_field: str, max_chars: int | None = None) -> Corpus:
+    """Documents of a hub dataset via ``datasets`` (a network path: not used offline or in tests).
+
+    With ``max_chars`` the split is streamed and reading stops once that many characters are in
+    hand (capture passes a generous multiple of ``--tokens``), so a large corpus is not downloaded
+    whole; the documents read are the same on every run and every rank.
+    """
     try:
         import datasets
     except ImportError:
         raise ConfigError("--dataset needs the 'datasets' package; pip install 'moelens[hub]' "
                           "or give local --corpus files") from None
     try:
-        ds = datasets.load_dataset(name, split=split, streaming=max_documents is not None)
+        ds = datasets.load_dataset(name, split=split, streaming=max_chars is not None)
+        docs, chars = [], 0
+        for record in ds:
+            if text_field not in record:
+                raise DataError(f"dataset {name!r} has no field {text_field!r}; set --text_field")
+            docs.append(str(record[text_field]))
+            chars += len(docs[-1])
+            if max_chars is not None and chars >= max_chars:
+                break
+    except DataError:
+        raise
     except Exception as exc:  # offline, unknown name, bad split: one line for the user
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise DataError(f"cannot load dataset {name!r} split {split!r} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); check the name or go online") from None
-    docs = []
-    for n, record in enumerate(ds):
-        if max_documents is not None and n >= max_documents:
-            break
-        if text_field not in record:
-            raise DataError(f"dataset {name!r} has no field {text_field!r}; set --text_field")
-        docs.append(str(record[text_field]))
+                        f"{first}); check the name or go online") from None
     if not docs:
         raise DataError(f"dataset {name!r} split {split!r} is empty")
-    return Corpus(docs, "text", {"dataset": name, "split": split, "text_field": text_field})
+    return Corpus(docs, "text", {"dataset": name, "split": split, "text_field": text_field,
+                                 "max_chars": max_chars})
 
 
 def tokenize(corpus: Corpus, tokenizer: Any, ctx: int, max_tokens: int | None) -> list[Window]:

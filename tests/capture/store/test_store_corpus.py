@@ -87,3 +87,25 @@ def test_auto_shard_tokens_bounds_memory():
     per_token_values = 16 * (8 * 1024 * 2 + 2048 * 4)
     assert n & (n - 1) == 0 and n * per_token_values < (1 << 30) < 4 * n * per_token_values
     assert auto_shard_tokens([LayerPlan(0, "dense", ["resid"], {"resid": 64})], "fp32") == 65536
+
+
+def test_hub_dataset_path_with_a_stand_in_datasets_module(monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    calls = []
+
+    def load_dataset(name, split, streaming):
+        calls.append((name, split, streaming))
+        if name == "offline/x":
+            raise ConnectionError("no network\nmore")
+        return iter([{"text": "abcd" * 10, "id": i} for i in range(100)])
+
+    monkeypatch.setitem(sys.modules, "datasets", SimpleNamespace(load_dataset=load_dataset))
+    c = corpus.load_hub_dataset("some/set", "train", "text", max_chars=100)
+    assert len(c.documents) == 3 and calls[-1] == ("some/set", "train", True)
+    assert len(corpus.load_hub_dataset("some/set", "val", "text").documents) == 100
+    with pytest.raises(DataError, match="no field 'body'"):
+        corpus.load_hub_dataset("some/set", "train", "body")
+    with pytest.raises(DataError, match="cannot load dataset 'offline/x'.*ConnectionError: no network;"):
+        corpus.load_hub_dataset("offline/x", "train", "text")

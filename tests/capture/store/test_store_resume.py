@@ -66,6 +66,8 @@ def test_corrupt_shard_and_foreign_version(tmp_path, capture_args):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StoreError, match="format version 99"):
         ActivationStore.open(out)
+    assert cli.main(["capture", *capture_args, "--layers", "0", "--spaces", "expert", "resid",
+                     "--out", str(out)]) == 2  # never resumed into, never taken as complete
     with pytest.raises(StoreError, match="no activation store"):
         ActivationStore.open(tmp_path / "nothing")
 
