@@ -107,5 +107,5 @@ def test_hub_dataset_path_with_a_stand_in_datasets_module(monkeypatch):
     assert len(corpus.load_hub_dataset("some/set", "val", "text").documents) == 100
     with pytest.raises(DataError, match="no field 'body'"):
         corpus.load_hub_dataset("some/set", "train", "body")
-    with pytest.raises(DataError, match="cannot load dataset 'offline/x'.*ConnectionError: no network;"):
+    with pytest.raises(DataError, match="cannot load dataset 'offline/x'.*ConnectionError: no network\\);"):
         corpus.load_hub_dataset("offline/x", "train", "text")
