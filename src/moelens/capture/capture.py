@@ -9,6 +9,7 @@ record is masked here), moves what is needed to the CPU and hands it to the shar
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -161,27 +162,44 @@ def token_table(windows: list[Window]) -> np.ndarray:
 def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Iterable[ShardPlan],
                    root, dtype: str, batch_size: int, pad_id: int,
                    on_shard: Callable[[ShardPlan], None] | None = None) -> None:
-    """Run ``model`` over each shard's windows in batches and write the shard (one at a time)."""
+    """Run ``model`` over each shard's windows in batches and write the shards.
+
+    A finished shard is written (sorted, saved, hashed) by one background thread while the next
+    shard is computed: numpy file writes and hashing release the GIL, so disk time overlaps the
+    forward passes. At most one shard waits to be written, so memory stays at two shards.
+    """
     device = next(model.parameters()).device
     sink = StoreSink(plans, dtype)
     layers = [p.layer for p in plans]
     spaces = sorted({s for p in plans for s in p.spaces})
     last = max(layers)
     handle = adapter.attach(sink, layers, spaces)
-    try:
-        for shard in shards:
-            writer = ShardWriter(root, shard.index, shard.start, shard.stop, plans, dtype)
-            writer.add_tokens(np.arange(shard.start, shard.stop), token_table(shard.windows))
-            first = shard.start
-            for b in range(0, len(shard.windows), batch_size):
-                batch = shard.windows[b:b + batch_size]
-                ids, mask, tmap = pad_batch(batch, first, pad_id)
-                first += int(mask.sum())
-                sink.begin(writer, tmap.to(device))
-                with torch.no_grad(), adapter.stop_after(last):
-                    model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-            writer.finish()
+    pending: tuple[Future, ShardPlan] | None = None
+
+    def wait() -> None:
+        nonlocal pending
+        if pending is not None:
+            future, done = pending
+            pending = None
+            future.result()  # re-raises a failed write here
             if on_shard is not None:
-                on_shard(shard)
-    finally:
-        handle.remove()
+                on_shard(done)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="moelens-shard-writer") as pool:
+        try:
+            for shard in shards:
+                writer = ShardWriter(root, shard.index, shard.start, shard.stop, plans, dtype)
+                writer.add_tokens(np.arange(shard.start, shard.stop), token_table(shard.windows))
+                first = shard.start
+                for b in range(0, len(shard.windows), batch_size):
+                    batch = shard.windows[b:b + batch_size]
+                    ids, mask, tmap = pad_batch(batch, first, pad_id)
+                    first += int(mask.sum())
+                    sink.begin(writer, tmap.to(device))
+                    with torch.no_grad(), adapter.stop_after(last):
+                        model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+                wait()
+                pending = (pool.submit(writer.finish), shard)
+            wait()
+        finally:
+            handle.remove()

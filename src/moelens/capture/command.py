@@ -58,7 +58,8 @@ class CaptureConfig:
     """dtype the model runs in (float32 is exact; bfloat16 halves memory on large models)"""
     shard_tokens: int | None = None
     """tokens per shard: records stream to disk every this many tokens, which bounds memory
-    (default: as many as fit in about 1 GiB of records, between 256 and 65536)"""
+    (default: as many as fit in about 512 MiB of records, between 256 and 65536; capture holds
+    two shards at a time)"""
     shuffle: bool = False
     """shuffle the documents (with --seed) before taking --tokens tokens"""
     seed: int = 0
@@ -157,9 +158,10 @@ def model_identity(name: str, model: Any) -> dict[str, Any]:
     return ident
 
 
-def auto_shard_tokens(plans: list[Any], dtype: str, budget: int = 1 << 30) -> int:
+def auto_shard_tokens(plans: list[Any], dtype: str, budget: int = 1 << 29) -> int:
     """Tokens per shard so that one shard's records take about ``budget`` bytes in memory
-    (a power of two in [256, 65536]; depends only on the model and settings, never on timing)."""
+    (a power of two in [256, 65536]; depends only on the model and settings, never on timing).
+    Capture holds two shards at a time (one computed, one being written): about 1 GiB."""
     vb = fmt.value_bytes(dtype)
     per_token = 40  # token table
     for p in plans:
