@@ -125,3 +125,19 @@ def make_adapter(model):
 def make_sparse_adapter(model):
     """Same, declaring ReLU-like sparse experts (forces the COO layout)."""
     return OlmoeStandIn(model, sparse=True)
+
+
+class _DropsRouting(OlmoeStandIn):
+    """A faulty adapter: never reports layer 1's routing (capture must refuse the shard)."""
+
+    def attach(self, sink, layers, spaces):
+        class Filter:
+            def __getattr__(self, name):
+                fn = getattr(sink, name)
+                return (lambda layer, *a: None if layer == 1 else fn(layer, *a)) if name == "routing" else fn
+
+        return super().attach(Filter(), layers, spaces)
+
+
+def make_faulty_adapter(model):
+    return _DropsRouting(model)

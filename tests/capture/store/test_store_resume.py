@@ -98,3 +98,19 @@ def test_two_process_capture_equals_one_process(tmp_path, capture_args):
     m1, m2 = (json.loads((d / "manifest.json").read_text()) for d in (one, two))
     assert m1["n_tokens"] == m2["n_tokens"] == 300 and len(m1["shards"]) >= 4
     assert m1["documents"] == m2["documents"]
+
+
+def test_a_faulty_adapter_never_leaves_a_complete_shard(tmp_path, capture_args):
+    from conftest import ADAPTER
+
+    from moelens.capture.command import CaptureConfig, run
+    from moelens.config import parse
+
+    if ADAPTER is None:
+        pytest.skip("needs the stand-in adapter module")
+    args = [a if a != ADAPTER else "olmoe_standin:make_faulty_adapter" for a in capture_args]
+    cfg = parse(CaptureConfig, [*args, "--out", str(tmp_path / "s")], prog="t")
+    with pytest.raises(RuntimeError, match="did not report every token for L1 routing"):
+        run(cfg)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    assert not list((tmp_path / "s").glob("shards/*.json"))
