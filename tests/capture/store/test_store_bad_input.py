@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from moelens import cli
+from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _one_line_error(capsys, args, *needles):
@@ -54,7 +55,7 @@ def test_output_dir_holding_something_else(capsys, tmp_path, capture_args):
 
 
 def test_cli_subprocess_exit_2(tmp_path, capture_args):
-    from conftest import subprocess_env
+    from store_helpers import subprocess_env
 
     proc = subprocess.run([sys.executable, "-m", "moelens", "capture", *capture_args, "--spaces", "bogus",
                            "--out", str(tmp_path / "o")], capture_output=True, text=True,

@@ -12,6 +12,7 @@ import pytest
 from moelens import cli
 from moelens.capture import corpus
 from moelens.errors import DataError
+from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 PGN = """[Event "a"]
 [Result "1-0"]

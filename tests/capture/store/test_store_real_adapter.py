@@ -44,7 +44,7 @@ class _Recorder:
 
 
 def test_dense_and_shared_spaces_round_trip(tmp_path):
-    from conftest import TEXT, char_tokenizer
+    from store_helpers import TEXT, char_tokenizer
     from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
 
     tok = char_tokenizer(TEXT)

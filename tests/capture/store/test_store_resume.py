@@ -12,6 +12,7 @@ import torch
 
 from moelens import cli
 from moelens.capture.store import ActivationStore, StoreError
+from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _checksums(root):
@@ -79,7 +80,7 @@ def _free_port() -> int:
 
 
 def test_two_process_capture_equals_one_process(tmp_path, capture_args):
-    from conftest import subprocess_env
+    from store_helpers import subprocess_env
 
     env = subprocess_env()
     one, two = tmp_path / "one", tmp_path / "two"
@@ -101,7 +102,7 @@ def test_two_process_capture_equals_one_process(tmp_path, capture_args):
 
 
 def test_a_faulty_adapter_never_leaves_a_complete_shard(tmp_path, capture_args):
-    from conftest import ADAPTER
+    from store_helpers import ADAPTER
 
     from moelens.capture.command import CaptureConfig, run
     from moelens.config import parse

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from moelens import cli
 from moelens.capture.store import ActivationStore
+from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _reference(model_dir, store):
@@ -46,7 +47,7 @@ def _reference(model_dir, store):
 
 @pytest.fixture(scope="module")
 def fp32_store(tmp_path_factory, model_dir, corpus_files):
-    from conftest import ADAPTER
+    from store_helpers import ADAPTER
 
     out = tmp_path_factory.mktemp("s") / "store"
     args = ["capture", "--model", str(model_dir), "--corpus", *map(str, corpus_files), "--ctx", "40",
@@ -122,7 +123,7 @@ def test_unit_stats(fp32_store):
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_half_dtypes_and_coo_layout(fp32_store, tmp_path, capture_args, dtype):
-    from conftest import ADAPTER
+    from store_helpers import ADAPTER
 
     store32, _ = fp32_store
     args = [a for a in capture_args if a != ADAPTER]

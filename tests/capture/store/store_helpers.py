@@ -1,21 +1,20 @@
-"""Fixtures for the store tests: a tiny OLMoE with a char tokenizer, a corpus, an adapter.
+"""Shared helpers of the store tests: the adapter choice, a tiny OLMoE, a char tokenizer.
 
-Swapping the stand-in for the real adapters is the one line in :data:`ADAPTER` (set it to None
-to use ``moelens.capture.adapters.get_adapter``).
+Swapping the stand-in for the real adapters is the one line :data:`ADAPTER` (set it to None to
+use ``moelens.capture.adapters.get_adapter``). The fixtures live here too, imported by each
+test module, rather than in a conftest.py: every folder's conftest is imported under the one
+module name ``conftest``, so ``from conftest import ...`` would find whichever loaded last.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 ADAPTER: str | None = "olmoe_standin:make_adapter"
 
