@@ -55,9 +55,10 @@ def prepare(root: Path, settings: dict[str, Any], overwrite: bool) -> str:
             if claim.get("fingerprint") != fp:
                 raise StoreError(f"--out {root} holds a capture made with other settings; pass "
                                  "--overwrite to replace it or choose another --out")
-            if (root / "manifest.json").exists():
+            manifest = _read_json(root / "manifest.json")
+            if manifest is not None and manifest.get("fingerprint") == fp:
                 return "done"
-            return "resume"
+            return "resume"  # no (readable) manifest: finish the shards, rewrite the manifest
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(root / "capture.json", {"format": fmt.FORMAT_NAME,
                                               "format_version": fmt.FORMAT_VERSION,

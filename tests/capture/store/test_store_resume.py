@@ -41,6 +41,11 @@ def test_resume_after_kill_gives_identical_store(tmp_path, capture_args, capsys)
     capsys.readouterr()
     assert cli.main(["capture", *capture_args, "--out", str(part)]) == 0
     assert "already complete" in capsys.readouterr().out
+    (part / "manifest.json").write_text('{"format": "moelens-activ')  # a torn manifest
+    with pytest.raises(StoreError, match="unreadable"):
+        ActivationStore.open(part)
+    assert cli.main(["capture", *capture_args, "--out", str(part)]) == 0
+    assert "wrote 320 tokens" in capsys.readouterr().out and _checksums(part) == _checksums(full)
     assert cli.main(["capture", *capture_args, "--out", str(part), "--dtype", "fp32"]) == 2
     assert "other settings" in capsys.readouterr().err
 
