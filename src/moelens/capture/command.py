@@ -128,7 +128,7 @@ def _load_model(name: str, dtype: str) -> Any:
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
         return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (transformers raises many kinds)
         raise CheckpointError(f"cannot load model {name!r} ({type(exc).__name__}); give a local model "
                               "directory or a hub id (and go online)") from None
 

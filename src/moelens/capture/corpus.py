@@ -154,7 +154,7 @@ def load_hub_dataset(name: str, split: str, text_field: str, max_chars: int | No
                 break
     except DataError:
         raise
-    except Exception as exc:  # offline, unknown name, bad split: one line for the user
+    except Exception as exc:  # noqa: BLE001  (offline, unknown name, bad split: one line)
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise DataError(f"cannot load dataset {name!r} split {split!r} ({type(exc).__name__}: "
                         f"{first}); check the name or go online") from None
@@ -173,7 +173,7 @@ def tokenize(corpus: Corpus, tokenizer: Any, ctx: int, max_tokens: int | None) -
             break
         try:
             enc = tokenizer(text, return_offsets_mapping=True)
-        except Exception as exc:  # e.g. a character outside a closed (chess) vocabulary
+        except Exception as exc:  # noqa: BLE001  (e.g. a character outside a closed vocabulary)
             raise DataError(f"document {doc_id} cannot be tokenized ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}); clean the corpus") from None
         ids = np.asarray(enc["input_ids"], dtype=np.int64)
@@ -222,7 +222,7 @@ def resolve_tokenizer(model: str, kind: str) -> tuple[Any, dict[str, Any]]:
             return tok, {"source": "model", "name": model, "class": type(tok).__name__}
         except DataError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001  (missing files, offline hub: fall back or one line)
             if kind != "chess":
                 raise DataError(f"cannot load the tokenizer of {model}; put a tokenizer.json in the "
                                 "model directory (or check the hub id / go online)") from None

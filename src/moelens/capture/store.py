@@ -8,4 +8,4 @@ from moelens.capture.store_format import FORMAT_VERSION, SEMANTICS, SPACES
 from moelens.capture.store_reader import ActivationStore
 from moelens.errors import StoreError
 
-__all__ = ["ActivationStore", "StoreError", "FORMAT_VERSION", "SPACES", "SEMANTICS"]
+__all__ = ["FORMAT_VERSION", "SEMANTICS", "SPACES", "ActivationStore", "StoreError"]

@@ -38,7 +38,7 @@ class ActivationStore:
         self._starts = np.array([rec["start"] for rec in manifest["shards"]], dtype=np.int64)
 
     @classmethod
-    def open(cls, path: str | Path, verify_reads: bool = True) -> "ActivationStore":
+    def open(cls, path: str | Path, verify_reads: bool = True) -> ActivationStore:
         """Open the store at ``path``; raises StoreError if it is missing, incomplete or foreign."""
         root = Path(path)
         mpath = root / "manifest.json"

@@ -47,9 +47,8 @@ class LayerPlan:
 def save_array(root: Path, rel: str, array: np.ndarray) -> dict[str, Any]:
     """Write ``array`` as ``root/rel`` (temp name + rename); return its file entry."""
     path = root / rel
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
     return {"sha256": sha256_file(path), "rows": int(array.shape[0]) if array.ndim else 1,
             "shape": list(array.shape), "dtype": str(array.dtype), "bytes": path.stat().st_size}
 

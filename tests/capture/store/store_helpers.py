@@ -1,9 +1,9 @@
 """Shared helpers of the store tests: the adapter choice, a tiny OLMoE, a char tokenizer.
 
 Swapping the stand-in for the real adapters is the one line :data:`ADAPTER` (set it to None to
-use ``moelens.capture.adapters.get_adapter``). The fixtures live here too, imported by each
-test module, rather than in a conftest.py: every folder's conftest is imported under the one
-module name ``conftest``, so ``from conftest import ...`` would find whichever loaded last.
+use ``moelens.capture.adapters.get_adapter``). Kept out of conftest.py (which holds only fixtures):
+every test folder's conftest is imported under the one module name ``conftest``, so
+``from conftest import ...`` would find whichever folder's conftest loaded last.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-
-import pytest
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,36 +42,6 @@ def tiny_olmoe(vocab_size: int, act: str = "silu", seed: int = 0):
                       hidden_act=act, pad_token_id=0, bos_token_id=1, eos_token_id=1)
     torch.manual_seed(seed)  # test-only: seeded tiny weights
     return OlmoeForCausalLM(cfg).eval()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("olmoe")
-    tok = char_tokenizer(TEXT + "0123456789;.+#=-BKNOQRx")
-    tiny_olmoe(len(tok)).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="session")
-def corpus_files(tmp_path_factory) -> list[Path]:
-    d = tmp_path_factory.mktemp("corpus")
-    a = d / "a.txt"
-    a.write_text(TEXT * 3)
-    b = d / "b.jsonl"
-    b.write_text('{"text": "a short one."}\n{"text": "jumps over the dog"}\n'
-                 '{"text": "' + "quick zebras " * 6 + '"}\n')
-    return [a, b]
-
-
-@pytest.fixture
-def capture_args(model_dir, corpus_files, tmp_path):
-    """CLI arguments of a small capture; tests append or override flags."""
-    args = ["--model", str(model_dir), "--corpus", *map(str, corpus_files), "--ctx", "40",
-            "--batch_size", "3", "--shard_tokens", "64", "--quiet"]
-    if ADAPTER:
-        args += ["--adapter", ADAPTER]
-    return args
 
 
 def subprocess_env() -> dict[str, str]:

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from moelens import cli
-from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _one_line_error(capsys, args, *needles):
@@ -58,7 +57,7 @@ def test_cli_subprocess_exit_2(tmp_path, capture_args):
     from store_helpers import subprocess_env
 
     proc = subprocess.run([sys.executable, "-m", "moelens", "capture", *capture_args, "--spaces", "bogus",
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, check=False,
                           env=subprocess_env(), timeout=120)
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "unknown space 'bogus'" in lines[0], proc.stderr

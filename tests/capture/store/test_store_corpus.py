@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from moelens import cli
 from moelens.capture import corpus
 from moelens.errors import DataError
-from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 PGN = """[Event "a"]
 [Result "1-0"]

@@ -7,6 +7,8 @@ forward, and that the default spaces follow each layer's kind.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -71,7 +73,7 @@ def test_dense_and_shared_spaces_round_trip(tmp_path):
     tokens, pos = store.tokens(), store.positions()
     starts = list(np.flatnonzero(pos == 0)) + [tokens.size]
     with torch.no_grad():
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             model(input_ids=torch.from_numpy(tokens[a:b])[None])
     handle.remove()
     np.testing.assert_allclose(store.dense(0, "ffn"), rec.cat(0, "ffn"), atol=1e-5)

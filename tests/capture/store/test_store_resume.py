@@ -12,7 +12,6 @@ import torch
 
 from moelens import cli
 from moelens.capture.store import ActivationStore, StoreError
-from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _checksums(root):
@@ -98,7 +97,7 @@ def test_two_process_capture_equals_one_process(tmp_path, capture_args):
         torch.set_num_threads(threads)
     p2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                          "--master_port", str(_free_port()), "-m", "moelens", "capture", *args,
-                         "--out", str(two)], capture_output=True, text=True, env=env, timeout=300)
+                         "--out", str(two)], capture_output=True, text=True, check=False, env=env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]
     assert _checksums(one) == _checksums(two)
     m1, m2 = (json.loads((d / "manifest.json").read_text()) for d in (one, two))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from moelens import cli
 from moelens.capture.store import ActivationStore
-from store_helpers import capture_args, corpus_files, model_dir  # noqa: F401  (fixtures)
 
 
 def _reference(model_dir, store):
@@ -27,7 +27,7 @@ def _reference(model_dir, store):
             lambda m, a, o, l=l: ref[l]["ids"].append(o[2]) or ref[l]["w"].append(o[1])))
         hooks.append(block.register_forward_hook(lambda m, a, o, l=l: ref[l]["resid"].append(o[0])))
     with torch.no_grad():
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             model(input_ids=torch.from_numpy(tokens[a:b])[None])
     for h in hooks:
         h.remove()
