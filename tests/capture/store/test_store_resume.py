@@ -1,0 +1,121 @@
+"""Resume after a kill, corrupt shards, foreign format versions, and a 2-process capture."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from moelens import cli
+from moelens.capture.store import ActivationStore, StoreError
+
+
+def _checksums(root):
+    manifest = json.loads((root / "manifest.json").read_text())
+    return {rel: e["sha256"] for r in manifest["shards"] for rel, e in r["files"].items()}
+
+
+def test_resume_after_kill_gives_identical_store(tmp_path, capture_args, capsys):
+    capture_args = [*capture_args, "--tokens", "320"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert cli.main(["capture", *capture_args, "--out", str(full)]) == 0
+    assert cli.main(["capture", *capture_args, "--out", str(part), "--stop_after_shards", "3"]) == 0
+    assert not (part / "manifest.json").exists()
+    with pytest.raises(StoreError, match="unfinished capture"):
+        ActivationStore.open(part)
+    done = sorted(p.name for p in (part / "shards").iterdir())
+    assert done == ["00000.json", "00001.json", "00002.json"]
+    # a shard damaged on disk and a shard half written when the process died are both redone
+    victim = part / "L001" / "expert" / "00001.values.npy"
+    victim.write_bytes(victim.read_bytes()[:-7])
+    (part / "L000" / "resid" / "00003.npy").write_bytes(b"half")
+    assert cli.main(["capture", *capture_args, "--out", str(part)]) == 0
+    assert _checksums(part) == _checksums(full)
+    assert len(_checksums(full)) > 30
+    ActivationStore.open(part).verify()
+    capsys.readouterr()
+    assert cli.main(["capture", *capture_args, "--out", str(part)]) == 0
+    assert "already complete" in capsys.readouterr().out
+    (part / "manifest.json").write_text('{"format": "moelens-activ')  # a torn manifest
+    with pytest.raises(StoreError, match="unreadable"):
+        ActivationStore.open(part)
+    assert cli.main(["capture", *capture_args, "--out", str(part)]) == 0
+    assert "wrote 320 tokens" in capsys.readouterr().out and _checksums(part) == _checksums(full)
+    assert cli.main(["capture", *capture_args, "--out", str(part), "--dtype", "fp32"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_corrupt_shard_and_foreign_version(tmp_path, capture_args):
+    out = tmp_path / "s"
+    assert cli.main(["capture", *capture_args, "--layers", "0", "--spaces", "expert", "resid",
+                     "--out", str(out)]) == 0
+    store = ActivationStore.open(out)
+    store.verify()
+    bad = out / "L000" / "expert" / "00002.values.npy"
+    data = bytearray(bad.read_bytes())
+    data[-3] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="L000/expert/00002.values.npy"):
+        ActivationStore.open(out).verify()
+    fresh = ActivationStore.open(out)
+    with pytest.raises(StoreError, match="00002.values.npy.*corrupt"):
+        for e in range(fresh.num_experts(0)):
+            fresh.expert(0, e)
+    ActivationStore.open(out).dense(0, "resid")  # other files still read
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="format version 99"):
+        ActivationStore.open(out)
+    assert cli.main(["capture", *capture_args, "--layers", "0", "--spaces", "expert", "resid",
+                     "--out", str(out)]) == 2  # never resumed into, never taken as complete
+    with pytest.raises(StoreError, match="no activation store"):
+        ActivationStore.open(tmp_path / "nothing")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_capture_equals_one_process(tmp_path, capture_args):
+    from store_helpers import subprocess_env
+
+    env = subprocess_env()
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = [*capture_args, "--tokens", "300"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the subprocesses (OMP_NUM_THREADS=1): same float reductions
+    try:
+        assert cli.main(["capture", *args, "--out", str(one)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    p2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                         "--master_port", str(_free_port()), "-m", "moelens", "capture", *args,
+                         "--out", str(two)], capture_output=True, text=True, check=False, env=env, timeout=300)
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    assert _checksums(one) == _checksums(two)
+    m1, m2 = (json.loads((d / "manifest.json").read_text()) for d in (one, two))
+    assert m1["n_tokens"] == m2["n_tokens"] == 300 and len(m1["shards"]) >= 4
+    assert m1["documents"] == m2["documents"]
+
+
+def test_a_faulty_adapter_never_leaves_a_complete_shard(tmp_path, capture_args):
+    from store_helpers import ADAPTER
+
+    from moelens.capture.command import CaptureConfig, run
+    from moelens.config import parse
+
+    if ADAPTER is None:
+        pytest.skip("needs the stand-in adapter module")
+    args = [a if a != ADAPTER else "olmoe_standin:make_faulty_adapter" for a in capture_args]
+    cfg = parse(CaptureConfig, [*args, "--out", str(tmp_path / "s")], prog="t")
+    with pytest.raises(RuntimeError, match="did not report every token for L1 routing"):
+        run(cfg)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    assert not list((tmp_path / "s").glob("shards/*.json"))
