@@ -8,13 +8,12 @@ every test folder's conftest is imported under the one module name ``conftest``,
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-ADAPTER: str | None = "olmoe_standin:make_adapter"
+ADAPTER: str | None = None
 
 TEXT = ("the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs.\n"
         "how vexingly quick daft zebras jump; sphinx of black quartz, judge my vow!\n")
@@ -45,8 +44,7 @@ def tiny_olmoe(vocab_size: int, act: str = "silu", seed: int = 0):
 
 
 def subprocess_env() -> dict[str, str]:
-    """tests/conftest.cli_env plus this folder on PYTHONPATH (for the stand-in adapter)."""
-    spec = importlib.util.spec_from_file_location("tests_root_conftest", HERE.parents[1] / "conftest.py")
-    root = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(root)
-    return root.cli_env({"PYTHONPATH": os.pathsep.join([str(HERE.parents[2] / "src"), str(HERE)])})
+    """clitools.cli_env plus this folder on PYTHONPATH (for the stand-in adapter)."""
+    from clitools import cli_env
+
+    return cli_env({"PYTHONPATH": os.pathsep.join([str(HERE.parents[2] / "src"), str(HERE)])})
