@@ -17,7 +17,7 @@ test: install
 # Until the full quickstart exists: generate chess games, train a small MoE-X on them,
 # print the validation loss and where the model was saved.
 quickstart: install
-	$(PY) -m moelens data chess --out $(RUN)/data --games 2000 --seed 0
+	$(PY) -m moelens data chess --out $(RUN)/data --n_games 1000 --seed 0
 	$(PY) -m moelens train --preset quickstart-moex --data $(RUN)/data --out $(RUN)/moex
 
 bench: install

@@ -78,6 +78,7 @@ def main() -> None:
                         expert_act="relu", router="sparsity", bias=False)
     gen = torch.Generator().manual_seed(0)
     layer = MoELayer(cfg).train()
+    layer.record_stats = False  # as on the trainer's non-logging steps (see MoELayer.record_stats)
     dense = DenseMLP(MoelensConfig(n_embd=d, n_head=4, ffn="dense", ffn_width=k * D, ffn_act="relu",
                                    bias=False)).train()
     with torch.no_grad():

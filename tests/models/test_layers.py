@@ -75,6 +75,10 @@ def test_moe_last_stats_and_aux_loss():
     layer.last_stats = {}
     layer(torch.randn(4, 16))
     assert layer.last_stats == {}  # only training forwards refresh the stats
+    layer.train()
+    layer.record_stats = False
+    layer(torch.randn(4, 16))
+    assert layer.last_stats == {}  # ... and only while record_stats is on
     off = tiny_layer(aux_loss_coef=0.0)
     off(torch.randn(4, 16))
     assert float(off.aux_loss) == 0.0

@@ -63,6 +63,8 @@ class DenseMLP(nn.Module):
         """capture hook: called as observer(kind="ffn", hidden=[N, ffn_width]) when set"""
         self.last_stats: dict[str, float] = {}
         """refreshed each training forward: l0 = mean non-zero hidden units per token"""
+        self.record_stats = True
+        """whether training forwards refresh ``last_stats`` (the trainer sets it per step)"""
         self.aux_loss: torch.Tensor | None = None
         """always None: a dense layer has no auxiliary loss"""
 
@@ -80,7 +82,7 @@ class DenseMLP(nn.Module):
         h = self.hidden(x)
         if self.observer is not None:
             self.observer(kind="ffn", hidden=h.reshape(-1, self.width))
-        if self.training:
+        if self.training and self.record_stats:
             with torch.no_grad():
                 self.last_stats = {"l0": float((h != 0).sum(-1).float().mean())}
         return self.dropout(self.c_proj(h))

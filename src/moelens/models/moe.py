@@ -56,6 +56,9 @@ class MoELayer(nn.Module):
         """alpha * Switch load-balancing loss of the last forward (0 when aux_loss_coef is 0)"""
         self.last_stats: dict[str, float | list[float]] = {}
         """refreshed each training forward: load per expert, router_entropy, l0"""
+        self.record_stats = True
+        """whether training forwards refresh ``last_stats``; the trainer switches it off on steps
+        it does not log, since counting L0 reads every hidden unit (a few % of the layer's time)"""
 
     def routing(self, x: torch.Tensor) -> Routing:
         """Routing of tokens x [N, d] exactly as the forward uses it."""
@@ -77,7 +80,7 @@ class MoELayer(nn.Module):
             self.aux_loss = self.aux_loss_coef * load_balancing_loss(r, self.num_experts)
         else:
             self.aux_loss = x.new_zeros(())
-        if self.training:
+        if self.training and self.record_stats:
             self._record_stats(r, d, hidden, x.shape[0])
         return self.dropout(y).reshape(shape)
 

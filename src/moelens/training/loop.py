@@ -167,6 +167,9 @@ def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
         lr = lr_at(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, s.total)
         for g in opt.param_groups:
             g["lr"] = lr
+        logs_next = (step + 1) % cfg.log_interval == 0 or step + 1 == s.total
+        for mlp in layers.values():  # router statistics only where a metrics line uses them
+            mlp.record_stats = logs_next
         sums, grad_norm = _step(model, raw, opt, s, plan, step)
         step += 1
         bar.update(1)
