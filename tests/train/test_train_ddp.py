@@ -53,11 +53,18 @@ def test_two_processes_match_one(token_dir, tmp_path):
              "--model.expert_width", "16", "--model.aux_loss_coef", "0"]
     # the real command line once moelens.models/data are merged; the stand-in entry until then
     target = ["-m", "moelens", "train"] if REAL_BACKEND else [str(ENTRY)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), *target, *flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env=cli_env({"OMP_NUM_THREADS": "1"}))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    for attempt in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(_free_port()), *target, *flags,
+               *(["--overwrite"] if attempt else [])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env=cli_env({"OMP_NUM_THREADS": "1"}))
+        # Once (1 in ~20 runs, only on a heavily loaded machine) a rank died at start-up with
+        # "terminate called without an active exception" inside the launcher: one retry on a
+        # fresh port, so only a failure that repeats fails the test.
+        if proc.returncode == 0 or "terminate called" not in proc.stderr:
+            break
+    assert proc.returncode == 0, proc.stderr[-6000:]
     assert proc.stdout.count("model saved to") == 1  # only rank 0 reports and writes
 
     one, two = MetricsLog(single).read(), MetricsLog(double).read()
