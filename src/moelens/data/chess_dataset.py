@@ -26,7 +26,7 @@ from moelens.data.chess_blocks import write_splits
 from moelens.data.chess_generate import GameSpec, check_player, default_workers, generate
 from moelens.data.chess_import import pgn_games, transcript_games
 from moelens.data.chess_players import find_book, find_stockfish
-from moelens.data.tokens import write_meta
+from moelens.data.tokens import prepare_out, write_meta
 from moelens.errors import DataError
 from moelens.rundir import atomic_path, atomic_write_json
 
@@ -64,28 +64,6 @@ def resolve_spec(cfg) -> GameSpec:
                     max_plies=cfg.max_plies)
 
 
-def _prepare_out(cfg) -> bool:
-    """False when ``out`` already holds this exact finished data set (nothing to do)."""
-    out: Path = cfg.out
-    if out.exists() and not out.is_dir():
-        raise DataError(f"output {out} exists and is not a directory; choose another --out")
-    meta_path = out / "meta.json"
-    if meta_path.exists() and not cfg.overwrite:
-        try:
-            old = json.loads(meta_path.read_text()).get("source", {}).get("config")
-        except ValueError:
-            old = None
-        if old == _identity(cfg):
-            return False
-        raise DataError(f"{out} already holds a different finished data set; pass --overwrite "
-                        "to replace it or choose another --out")
-    for name in OUTPUTS:  # meta.json first: from here on the directory is unfinished
-        (out / name).unlink(missing_ok=True)
-    # shards stay: a game is a pure function of the generation spec and its index, and shards
-    # from another spec are discarded by build_chess
-    return True
-
-
 def _import(cfg, shard_dir: Path) -> tuple[list[Path], list[dict]]:
     shards, report = [], []
     files = [("pgn", p) for p in cfg.pgn] + [("transcripts", p) for p in cfg.transcripts]
@@ -115,7 +93,9 @@ def build_chess(cfg) -> dict | None:
     if cfg.n_games == 0 and not cfg.pgn and not cfg.transcripts:
         raise DataError("zero games requested: set --n_games > 0 or import games with --pgn / "
                         "--transcripts")
-    if not _prepare_out(cfg):
+    # shards stay: a game is a pure function of the generation spec and its index, and shards
+    # from another spec are discarded by build_chess
+    if not prepare_out(cfg.out, _identity(cfg), cfg.overwrite, OUTPUTS):
         print(f"{cfg.out} is already up to date (pass --overwrite to rebuild)")
         return None
     spec = resolve_spec(cfg) if cfg.n_games else None

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from moelens.config import to_dict
-from moelens.data.tokens import write_meta
+from moelens.data.tokens import prepare_out, write_meta
 from moelens.errors import DataError
 from moelens.rundir import atomic_path
 
@@ -173,31 +173,13 @@ def _identity(cfg, files: list[Path]) -> dict:
     return ident
 
 
-def _prepare_out(cfg, ident: dict) -> bool:
-    out: Path = cfg.out
-    meta_path = out / "meta.json"
-    if meta_path.exists() and not cfg.overwrite:
-        try:
-            old = json.loads(meta_path.read_text()).get("source", {}).get("config")
-        except ValueError:
-            old = None
-        if old == ident:
-            return False
-        raise DataError(f"{out} already holds a different finished data set; pass --overwrite "
-                        "to replace it or choose another --out")
-    for name in ("meta.json", "train.bin", "val.bin", "tokenizer.json"):
-        (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    return True
-
-
 def build_text(cfg) -> dict | None:
     """Run ``moelens data text``; returns the written meta (None when already up to date)."""
     files = corpus_files(cfg.inputs)
     if cfg.tokenizer != "train" and not Path(cfg.tokenizer).exists():
         load_tokenizer(cfg.tokenizer, cfg.eos_token)  # raises the one-line error
     ident = _identity(cfg, files)
-    if not _prepare_out(cfg, ident):
+    if not prepare_out(cfg.out, ident, cfg.overwrite, ("train.bin", "val.bin", "tokenizer.json")):
         print(f"{cfg.out} is already up to date (pass --overwrite to rebuild)")
         return None
 

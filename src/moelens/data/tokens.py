@@ -78,6 +78,32 @@ def write_meta(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def prepare_out(out: Path, identity: dict[str, Any], overwrite: bool, outputs: tuple[str, ...]) -> bool:
+    """Decide what a data command does with its output directory.
+
+    Returns False when ``out`` already holds a finished data set made from the same
+    ``identity`` (settings and inputs recorded in ``meta.json``): nothing to do. A different
+    finished set is an error unless ``overwrite``. Otherwise the final ``outputs`` are removed,
+    ``meta.json`` first, so from here on the directory reads as unfinished, and True is returned.
+    """
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output {out} exists and is not a directory; choose another --out")
+    meta_path = out / "meta.json"
+    if meta_path.exists() and not overwrite:
+        try:
+            old = json.loads(meta_path.read_text()).get("source", {}).get("config")
+        except ValueError:
+            old = None
+        if old == identity:
+            return False
+        raise DataError(f"{out} already holds a different finished data set; pass --overwrite "
+                        "to replace it or choose another --out")
+    for name in ("meta.json", *outputs):
+        (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return True
+
+
 def _check_sizes(root: Path, meta: dict[str, Any]) -> None:
     item = np.dtype(meta["dtype"]).itemsize
     for split in ("train", "val"):
