@@ -105,3 +105,18 @@ def test_compare_draws_figures(chess_runs):
             "compare_experts_within_95"} <= names
     assert len(figures) == 2 * len(names)
     assert all(p.stat().st_size > 1000 for p in figures)
+
+
+def test_bad_probe_input_on_a_real_store_is_one_line(chess_runs, tmp_path):
+    from clitools import assert_user_error
+
+    _, runs = chess_runs
+    store = runs["moex"][1]
+    out = tmp_path / "bad"
+    assert_user_error(run_cli("probe", "--store", store, "--concepts", "no_such_concept",
+                              "--out", out), "unknown concept")
+    assert_user_error(run_cli("probe", "--store", store, "--spaces", "shared", "--concepts",
+                              "move_dot", "--out", out), "spaces")
+    assert_user_error(run_cli("probe", "--store", store, "--ks", "128", "--concepts",
+                              "move_dot", "--out", out), "ks")
+    assert not (out / "probe.parquet").exists() and not (out / "DONE").exists()
