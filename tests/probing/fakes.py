@@ -112,7 +112,10 @@ class FakeStore:
 class FakeRegistry:
     CONCEPTS = {"digit": "text", "capital": "text"}
 
-    def get_concept(self, name):
+    def groups(self):
+        return sorted(set(self.CONCEPTS.values()))
+
+    def get_concept(self, name, variant="fixed"):
         if name not in self.CONCEPTS:
             raise ConfigError(f"unknown concept {name!r}; see the concept list")
         return SimpleNamespace(name=name, group=self.CONCEPTS[name])
@@ -120,11 +123,13 @@ class FakeRegistry:
     def list_concepts(self, group=None, variant="fixed"):
         return [self.get_concept(n) for n, g in self.CONCEPTS.items() if group in (None, g)]
 
-    def token_labels(self, concept, text, offsets):
-        test = str.isdigit if concept.name == "digit" else str.isupper
-        return np.array([any(test(ch) for ch in text[a:b]) for a, b in offsets], dtype=bool)
+    def corpus_token_labels(self, concept, documents, doc_ids, offsets):
+        labels = np.array([any((str.isdigit if concept.name == "digit" else str.isupper)(ch)
+                                for ch in documents[d][a:b]) for d, (a, b) in zip(doc_ids, offsets)],
+                          dtype=bool)
+        return labels, np.asarray(offsets)[:, 1] > np.asarray(offsets)[:, 0]
 
-    def sample_examples(self, labels, eligible, budget, seed):
+    def sample_examples(self, labels, eligible, budget, seed, doc_ids=None):
         rng = np.random.default_rng(seed)
         pos = np.flatnonzero(labels & eligible)
         neg = np.flatnonzero(~labels & eligible)

@@ -27,7 +27,8 @@ def fake(monkeypatch):
 
 def test_concept_sampling_uses_documents(fake):
     (digit,) = concept_glue.resolve(["digit"])
-    labels = concept_glue.token_label_array(fake, digit)
+    labels, eligible = concept_glue.token_label_array(fake, digit)
+    assert eligible.all()
     docs, offs, ids = fake.documents(), fake.offsets(), fake.doc_ids()
     i = int(np.flatnonzero(labels)[0])
     assert docs[ids[i]][offs[i, 0]:offs[i, 1]].isdigit()

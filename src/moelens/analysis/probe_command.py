@@ -23,7 +23,7 @@ class ProbeConfig:
     store: Path | None = None
     """activation store directory to probe (not needed with --compare)"""
     concepts: list[str] = field(default_factory=lambda: ["all"])
-    """concepts: 'all', 'group:NAME', concept names, or user concepts such as 'regex:...'"""
+    """concepts: 'all', 'group:NAME' or a group name, concept names, or user concepts such as 'regex:...'"""
     concept_variant: Literal["fixed", "paper"] = "fixed"
     """concept definitions: 'fixed' (defects corrected) or 'paper' (exactly as published)"""
     out: Path = Path("runs/probe")

@@ -1,15 +1,19 @@
 """Glue to the concept registry: concept names -> sampled positive/negative tokens of a store.
 
-Uses only the registry's documented functions (``get_concept``, ``list_concepts``,
-``token_labels``, ``sample_examples``); unknown names raise the registry's ConfigError.
+Uses only the registry's documented functions (``groups``, ``get_concept``, ``list_concepts``,
+``corpus_token_labels``, ``sample_examples``); unknown names raise the registry's ConfigError.
 Concept selectors accepted in ``--concepts``: ``all`` (every concept of the chosen variant),
-``group:NAME`` (one group, e.g. ``group:latex``), or anything ``get_concept`` parses (a concept
-name or a user concept such as ``regex:...``).
+``group:NAME`` or a bare group name (one group, e.g. ``latex``), or anything ``get_concept``
+parses (a concept name or a user concept such as ``regex:...``), always in the chosen variant.
+
+Sampling honours the concept's eligibility mask (``corpus_token_labels``): paper-variant
+concepts look only at part of each document (first 300 characters, first sentence...), so
+their negatives must come from that part too, and tokens with an empty character span (BOS and
+other special tokens the tokenizer adds) are never sampled, not even as negatives.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -27,15 +31,18 @@ def resolve(selectors: list[str], variant: str = "fixed") -> list[Any]:
     """Concept objects for the selectors, in order, without duplicates."""
     reg = _registry()
     found: list[Any] = []
+    group_names = set(reg.groups())
     for sel in selectors:
         if sel == "all":
             items = reg.list_concepts(variant=variant)
         elif sel.startswith("group:"):
             items = reg.list_concepts(group=sel.split(":", 1)[1], variant=variant)
+        elif sel in group_names:
+            items = reg.list_concepts(group=sel, variant=variant)
         else:
-            items = [reg.get_concept(sel)]
+            items = [reg.get_concept(sel, variant=variant)]
         for c in items:
-            c = reg.get_concept(c) if isinstance(c, str) else c
+            c = reg.get_concept(c, variant=variant) if isinstance(c, str) else c
             if all(name_of(c) != name_of(o) for o in found):
                 found.append(c)
     return found
@@ -49,29 +56,20 @@ def group_of(concept: Any) -> str:
     return str(getattr(concept, "group", "user") or "user")
 
 
-def token_label_array(store: Any, concept: Any) -> np.ndarray:
-    """bool [n_tokens]: the concept's label of every recorded token, document by document."""
+def token_label_array(store: Any, concept: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, eligible), bool [n_tokens] each: the concept's label of every recorded token and
+    whether the token may be sampled at all (inside the concept's window, non-empty span)."""
     reg = _registry()
-    doc_ids, offsets, docs = store.doc_ids(), store.offsets(), store.documents()
-    labels = np.zeros(int(store.n_tokens), dtype=bool)
-    order = np.argsort(doc_ids, kind="stable")
-    bounds = np.flatnonzero(np.diff(doc_ids[order])) + 1
-    for rows in np.split(order, bounds):
-        if rows.size:
-            d = int(doc_ids[rows[0]])
-            labels[rows] = np.asarray(reg.token_labels(concept, docs[d], offsets[rows]), dtype=bool)
-    return labels
+    labels, eligible = reg.corpus_token_labels(concept, store.documents(), store.doc_ids(),
+                                               store.offsets())
+    return np.asarray(labels, dtype=bool), np.asarray(eligible, dtype=bool)
 
 
 def sample(store: Any, concept: Any, budget: int, seed: int) -> ConceptSample:
-    """Positives and same-document negatives of one concept (the registry's sampler)."""
+    """Positives and same-document negatives of one concept, both drawn from eligible tokens
+    (the registry's sampler)."""
     reg = _registry()
-    labels = token_label_array(store, concept)
-    eligible = np.ones_like(labels)
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(reg.sample_examples).parameters
-    if "doc_ids" in params:  # the sampler needs documents to keep negatives in the same ones
-        kwargs["doc_ids"] = store.doc_ids()
-    pos, neg = reg.sample_examples(labels, eligible, budget, seed, **kwargs)
+    labels, eligible = token_label_array(store, concept)
+    pos, neg = reg.sample_examples(labels, eligible, budget, seed, doc_ids=store.doc_ids())
     return ConceptSample(name_of(concept), group_of(concept),
                          np.asarray(pos, dtype=np.int64), np.asarray(neg, dtype=np.int64))
