@@ -8,6 +8,8 @@ record is masked here), moves what is needed to the CPU and hands it to the shar
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -159,14 +161,32 @@ def token_table(windows: list[Window]) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64)
 
 
+def _spare_cores(device: torch.device) -> bool:
+    """Whether shard writing can overlap the forward without taking cores the forward uses.
+
+    On a GPU the forward leaves the CPU mostly idle. On the CPU it depends on torch's thread
+    count: when torch already uses every core, a background writer preempts its worker threads
+    and each parallel op then waits for its slowest thread, which costs more than writing in
+    the foreground on all cores (measured in ``benchmarks/capture.py``).
+    """
+    return device.type != "cpu" or torch.get_num_threads() < _cores()
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Iterable[ShardPlan],
                    root, dtype: str, batch_size: int, pad_id: int,
                    on_shard: Callable[[ShardPlan], None] | None = None) -> None:
     """Run ``model`` over each shard's windows in batches and write the shards.
 
-    A finished shard is written (sorted, saved, hashed) by one background thread while the next
-    shard is computed: numpy file writes and hashing release the GIL, so disk time overlaps the
-    forward passes. At most one shard waits to be written, so memory stays at two shards.
+    Where cores are spare (:func:`_spare_cores`), a finished shard is written (sorted, saved,
+    hashed) by one background thread while the next shard is computed: file writes and hashing
+    release the GIL, so writing overlaps the forward passes, and at most one shard waits, so
+    memory stays at two shards. Otherwise each shard is written in the foreground with its
+    layers spread over every core, and memory stays at one shard.
     """
     device = next(model.parameters()).device
     sink = StoreSink(plans, dtype)
@@ -185,7 +205,9 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
             if on_shard is not None:
                 on_shard(done)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="moelens-shard-writer") as pool:
+    overlap = _spare_cores(device)
+    workers = 1 if overlap else max(1, min(len(plans) + 1, _cores()))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moelens-shard-writer") as pool:
         try:
             for shard in shards:
                 writer = ShardWriter(root, shard.index, shard.start, shard.stop, plans, dtype)
@@ -199,7 +221,12 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
                     with torch.no_grad(), adapter.stop_after(last):
                         model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
                 wait()
-                pending = (pool.submit(writer.finish), shard)
+                if overlap:
+                    pending = (pool.submit(writer.finish), shard)
+                else:
+                    writer.finish(pool)
+                    if on_shard is not None:
+                        on_shard(shard)
             wait()
         finally:
             handle.remove()

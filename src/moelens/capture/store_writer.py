@@ -12,14 +12,19 @@ tokens, expert rows are kept (already in the stored dtype) until the shard is wr
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from moelens.capture import store_format as fmt
-from moelens.rundir import atomic_path, atomic_write_json, sha256_file
+from moelens.rundir import atomic_path, atomic_write_json
 
 
 @dataclass
@@ -45,12 +50,29 @@ class LayerPlan:
 
 
 def save_array(root: Path, rel: str, array: np.ndarray) -> dict[str, Any]:
-    """Write ``array`` as ``root/rel`` (temp name + rename); return its file entry."""
+    """Write ``array`` as ``root/rel`` in ``.npy`` format (temp name + rename); return its entry.
+
+    The sha256 is taken from the bytes in memory as they are written, so the file is not read
+    back; it is the same digest :func:`moelens.rundir.sha256_file` gives for the file.
+    """
     path = root / rel
+    array = np.require(array, requirements="C")  # keeps 0-d arrays 0-d
+    header = io.BytesIO()
+    meta = npy_format.header_data_from_array_1_0(array)
+    try:
+        npy_format.write_array_header_1_0(header, meta)
+    except ValueError:  # a header over 64 KiB needs format 2.0 (as np.save would choose)
+        header = io.BytesIO()
+        npy_format.write_array_header_2_0(header, meta)
+    body = memoryview(array.reshape(-1).view(np.uint8))
+    digest = hashlib.sha256(header.getbuffer())
+    digest.update(body)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-    return {"sha256": sha256_file(path), "rows": int(array.shape[0]) if array.ndim else 1,
-            "shape": list(array.shape), "dtype": str(array.dtype), "bytes": path.stat().st_size}
+        fh.write(header.getbuffer())
+        fh.write(body)
+    return {"sha256": digest.hexdigest(), "rows": int(array.shape[0]) if array.ndim else 1,
+            "shape": list(array.shape), "dtype": str(array.dtype),
+            "bytes": len(header.getbuffer()) + body.nbytes}
 
 
 @dataclass
@@ -59,6 +81,23 @@ class _ExpertRows:
     expert: list[np.ndarray] = field(default_factory=list)
     values: list[np.ndarray] = field(default_factory=list)
     norm: list[np.ndarray] = field(default_factory=list)
+
+
+def _gather_rows(chunks: list[np.ndarray], order: np.ndarray, width: int,
+                 dtype: np.dtype) -> np.ndarray:
+    """``concatenate(chunks)[order]`` with one copy of the rows instead of two.
+
+    Each chunk is scattered straight to its rows' sorted positions; the rows are the bulk of a
+    shard (tokens x top-k x expert width), so the saved pass matters to capture overhead.
+    """
+    out = np.empty((order.size, width), dtype=dtype)
+    dest = np.empty_like(order)
+    dest[order] = np.arange(order.size)
+    start = 0
+    for chunk in chunks:
+        out[dest[start:start + len(chunk)]] = chunk
+        start += len(chunk)
+    return out
 
 
 class ShardWriter:
@@ -125,29 +164,46 @@ class ShardWriter:
 
     # ---------------------------------------------------------------- writing
 
-    def finish(self) -> dict[str, Any]:
-        """Write every array, then the completion record; return the record."""
+    def finish(self, pool: Executor | None = None) -> dict[str, Any]:
+        """Write every array, then the completion record; return the record.
+
+        With ``pool`` the layers are written concurrently (sorting, hashing and file writes
+        release the GIL); the record lists the files in the same order either way.
+        """
         missing = [f"L{k[0]} {k[1]}" for k, m in self.filled.items() if not m.all()]
         if missing or (self.token_table[:, 0] < 0).any():
             raise RuntimeError(f"shard {self.index}: the adapter did not report every token for "
                                f"{', '.join(missing) or 'tokens'}; this is a bug in the adapter")
+        jobs = [self._write_tokens] + [functools.partial(self._write_layer, layer) for layer in self.plans]
+        done = list(pool.map(lambda job: job(), jobs)) if pool is not None else [job() for job in jobs]
         files: dict[str, Any] = {}
         layouts: dict[str, str] = {}
-        files[fmt.tokens_rel(self.index)] = save_array(self.root, fmt.tokens_rel(self.index),
-                                                       self.token_table)
-        for layer, plan in self.plans.items():
-            if plan.needs_routing:
-                self._write_routing(layer, files)
-            if "expert" in plan.spaces:
-                layouts[f"{layer}"] = self._write_expert(layer, files)
-            for s in plan.spaces:
-                if s in fmt.DENSE_SPACES:
-                    rel = fmt.array_rel(layer, s, self.index)
-                    files[rel] = save_array(self.root, rel, fmt.to_storage(self.dense[(layer, s)], self.dtype))
+        for job_files, job_layouts in done:
+            files.update(job_files)
+            layouts.update(job_layouts)
         record = {"index": self.index, "start": self.start, "stop": self.stop,
                   "expert_layout": layouts, "files": files}
         atomic_write_json(fmt.shard_record_path(self.root, self.index), record)
         return record
+
+    def _write_tokens(self) -> tuple[dict[str, Any], dict[str, str]]:
+        rel = fmt.tokens_rel(self.index)
+        return {rel: save_array(self.root, rel, self.token_table)}, {}
+
+    def _write_layer(self, layer: int) -> tuple[dict[str, Any], dict[str, str]]:
+        """Every file of one layer: its file entries and its expert layout (if any)."""
+        plan = self.plans[layer]
+        files: dict[str, Any] = {}
+        layouts: dict[str, str] = {}
+        if plan.needs_routing:
+            self._write_routing(layer, files)
+        if "expert" in plan.spaces:
+            layouts[f"{layer}"] = self._write_expert(layer, files)
+        for s in plan.spaces:
+            if s in fmt.DENSE_SPACES:
+                rel = fmt.array_rel(layer, s, self.index)
+                files[rel] = save_array(self.root, rel, fmt.to_storage(self.dense[(layer, s)], self.dtype))
+        return files, layouts
 
     def _sorted_rows(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acc = self.rows[layer]
@@ -181,7 +237,7 @@ class ShardWriter:
         width = plan.widths["expert"]
         acc = self.rows[layer]
         store_dt = fmt.to_storage(np.zeros(0, np.float32), self.dtype).dtype
-        values = (np.concatenate(acc.values) if acc.values else np.zeros((0, width), store_dt))[order]
+        values = _gather_rows(acc.values, order, width, store_dt)
         tok, exp = tok[order], exp[order]
         offsets = np.zeros(plan.num_experts + 1, dtype=np.int64)
         np.cumsum(np.bincount(exp, minlength=plan.num_experts), out=offsets[1:])

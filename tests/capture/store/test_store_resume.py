@@ -119,3 +119,18 @@ def test_a_faulty_adapter_never_leaves_a_complete_shard(tmp_path, capture_args):
         run(cfg)
     assert not (tmp_path / "s" / "manifest.json").exists()
     assert not list((tmp_path / "s").glob("shards/*.json"))
+
+
+@pytest.mark.parametrize("spare", [True, False], ids=["background-writer", "foreground-parallel"])
+def test_both_writing_modes_give_the_same_store(tmp_path, capture_args, monkeypatch, spare):
+    """Shards written behind the forward or in the foreground on a pool: identical files and records."""
+    from moelens.capture import capture as capture_mod
+
+    capture_args = [*capture_args, "--tokens", "320"]
+    assert cli.main(["capture", *capture_args, "--out", str(tmp_path / "ref")]) == 0
+    monkeypatch.setattr(capture_mod, "_spare_cores", lambda device: spare)
+    assert cli.main(["capture", *capture_args, "--out", str(tmp_path / "mode")]) == 0
+    ref, mode = (json.loads((tmp_path / d / "manifest.json").read_text())["shards"] for d in ("ref", "mode"))
+    assert [list(r["files"].items()) for r in mode] == [list(r["files"].items()) for r in ref]
+    assert len(ref) > 1
+    ActivationStore.open(tmp_path / "mode").verify()
