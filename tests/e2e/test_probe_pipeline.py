@@ -125,6 +125,9 @@ def test_rerun_skips_and_overwrite_rewrites(pipeline):
     _ok(proc)
     assert "already done" in proc.stdout
     assert (out / "probe.parquet").stat().st_mtime_ns == mtime
+    other = run_cli(*args, "--bootstrap", "17")  # other settings: never the old results silently
+    assert_user_error(other, "other settings", "bootstrap", "--overwrite")
+    assert (out / "probe.parquet").stat().st_mtime_ns == mtime
     _ok(run_cli(*args, "--overwrite"))
     after = pd.read_parquet(out / "probe.parquet")
     assert (out / "probe.parquet").stat().st_mtime_ns != mtime
@@ -146,3 +149,15 @@ def test_bad_input_on_the_real_store(pipeline, tmp_path):
     proc = run_cli("probe", "--store", moe, "--out", tmp_path / "d", "--dense_store", moe)
     assert_user_error(proc, "no ffn")
     assert not any((tmp_path / d).exists() for d in "abcd")  # nothing left that looks like a run
+
+
+def test_a_concept_without_positives_is_reported(pipeline, tmp_path):
+    out = tmp_path / "starved"
+    proc = run_cli("probe", "--store", pipeline["store_dense"], "--out", out, "--concepts",
+                   "contains_digit", "never=regex:QZXJQZXJ", "--ks", "1", "--seeds", "1",
+                   "--bootstrap", "10", "--no-figures")
+    _ok(proc)
+    assert "left out of the averages: never" in proc.stdout
+    df = pd.read_parquet(out / "probe.parquet")
+    assert set(df[df.concept == "never"].status) == {"not enough samples"}
+    assert (df[df.concept == "contains_digit"].status == "ok").any()

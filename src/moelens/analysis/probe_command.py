@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from moelens.errors import ConfigError, StoreError
 
@@ -155,15 +155,48 @@ def _dense_baseline(cfg: ProbeConfig, dense, store, layers: list[int], layer: in
                                   min_per_class=cfg.min_samples))
 
 
-def _parts_key(cfg: ProbeConfig) -> str:
-    """Hash of the settings that change results: parts of another config are never reused."""
-    import hashlib
+def _result_settings(cfg: ProbeConfig) -> dict[str, Any]:
+    """The settings that change results, in their JSON form (as saved in ``config.json``)."""
     import json
 
     from moelens.config import to_dict
 
     d = {k: v for k, v in to_dict(cfg).items() if k not in ("quiet", "overwrite", "figures", "out")}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    return json.loads(json.dumps(d, sort_keys=True))
+
+
+def _parts_key(cfg: ProbeConfig) -> str:
+    """Hash of the settings that change results: parts of another config are never reused."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(_result_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _check_done_run(out: Path, cfg: ProbeConfig) -> None:
+    """A finished run made with other settings is an error, not a silent skip with old results."""
+    import json
+
+    try:
+        saved = json.loads((out / "config.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return  # no readable config: the DONE marker alone decides, as for any stage
+    now = _result_settings(cfg)
+    differ = sorted(k for k in set(now) | set(saved) if k not in ("quiet", "overwrite", "figures", "out")
+                    and now.get(k) != saved.get(k))
+    if differ:
+        raise ConfigError(f"{out} holds a finished probe run with other settings "
+                          f"({', '.join(differ)}); pass --overwrite to redo it or choose another --out")
+
+
+def _starved_concepts(df) -> list[str]:
+    """Concepts with no probed row at all: every unit said "not enough samples"."""
+    from moelens.analysis.probing.core import NOT_ENOUGH
+
+    if df.empty:
+        return []
+    status = df.groupby("concept")["status"].agg(lambda s: bool((s == NOT_ENOUGH).all()))
+    return sorted(status[status].index)
 
 
 def _probe(cfg: ProbeConfig) -> int:
@@ -188,6 +221,8 @@ def _probe(cfg: ProbeConfig) -> int:
     chosen = concept_glue.resolve(cfg.concepts, cfg.concept_variant)
     model = cfg.model or str((store.manifest.get("model") or {}).get("id") or Path(cfg.store).name)
     stage = Stage(Path(cfg.out))
+    if stage.done and not cfg.overwrite:
+        _check_done_run(stage.path, cfg)
     if not stage.begin(cfg, overwrite=cfg.overwrite, seed=cfg.seeds[0]):
         print(f"probe: {cfg.out} is already done; pass --overwrite to redo it")
         return 0
@@ -233,4 +268,8 @@ def _probe(cfg: ProbeConfig) -> int:
     if not cfg.quiet:
         print(f"probe: {len(df)} rows -> {stage.path}; mean best-unit F1 "
               + " ".join(f"k={k}:{v:.3f}" for k, v in head.items() if v is not None))
+        starved = _starved_concepts(df)
+        if starved:
+            print(f"probe: no unit had {cfg.min_samples} positives and negatives for "
+                  f"{len(starved)} concept(s), left out of the averages: {', '.join(starved)}")
     return 0
