@@ -157,3 +157,15 @@ def test_zero_filled_semantics_gives_every_labelled_token(fake):
     assert len(units) == 4
     total = samples[0].pos.size + samples[0].neg.size
     assert all(u.n_pos + u.n_neg == total for u in units)
+
+
+@pytest.mark.parametrize("model_id, expected", [
+    ("allenai/OLMoE-1B-7B-0924", "allenai/OLMoE-1B-7B-0924"),  # hub ids stay whole
+    ("runs/quickstart/moex/model", "moex"),  # a moelens run's model folder: the run's name
+    ("/data/models/tiny-olmoe", "tiny-olmoe"),
+    ("", "my-store"),
+])
+def test_default_model_name_is_short(model_id, expected):
+    from pathlib import Path
+
+    assert probe_command._display_name(model_id, Path("stores/my-store")) == expected

@@ -189,6 +189,25 @@ def _check_done_run(out: Path, cfg: ProbeConfig) -> None:
                           f"({', '.join(differ)}); pass --overwrite to redo it or choose another --out")
 
 
+def _display_name(model_id: str, store: Path) -> str:
+    """A short model name for tables and figure legends when ``--model`` is not given.
+
+    A hub id (``owner/name``) is kept whole; a local path becomes its last part, or the run
+    folder's name for moelens's ``<run>/<stage>/model`` layout; no id at all, the store's name.
+    """
+    if not model_id:
+        return store.name
+    parts = Path(model_id).parts
+    if len(parts) == 2 and not model_id.startswith((".", "/", "~")):
+        return model_id
+    name = [p for p in parts if p not in ("/", ".", "..")]
+    if not name:
+        return store.name
+    if name[-1] == "model" and len(name) > 1:
+        return name[-2]
+    return name[-1]
+
+
 def _starved_concepts(df) -> list[str]:
     """Concepts with no probed row at all: every unit said "not enough samples"."""
     from moelens.analysis.probing.core import NOT_ENOUGH
@@ -219,7 +238,8 @@ def _probe(cfg: ProbeConfig) -> int:
     layers = _check_store(store, cfg)
     dense = _open_dense(cfg) if cfg.dense_store is not None else None
     chosen = concept_glue.resolve(cfg.concepts, cfg.concept_variant)
-    model = cfg.model or str((store.manifest.get("model") or {}).get("id") or Path(cfg.store).name)
+    model = cfg.model or _display_name(str((store.manifest.get("model") or {}).get("id") or ""),
+                                       Path(cfg.store))
     stage = Stage(Path(cfg.out))
     if stage.done and not cfg.overwrite:
         _check_done_run(stage.path, cfg)
