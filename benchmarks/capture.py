@@ -77,27 +77,21 @@ def main() -> None:
     shards = plan_shards(windows, shard_tokens=4096)
     plans = plan_layers(adapter, None, ["expert"])
 
-    def bare() -> float:
+    def bare(stop_early: bool = False) -> float:
+        """The bare forward; with ``stop_early`` it also stops after the last captured layer, so
+        the difference to capture is the pure hook + store cost."""
         from moelens.capture.capture import pad_batch
 
+        last = max(p.layer for p in plans)
         t0 = time.perf_counter()
         with torch.no_grad():
             for s in shards:
                 for b in range(0, len(s.windows), args.batch_size):
                     ids, mask, _ = pad_batch(s.windows[b:b + args.batch_size], 0, 0)
-                    model(input_ids=ids, attention_mask=mask, use_cache=False)
-        return time.perf_counter() - t0
-
-    def bare_same_layers() -> float:
-        """The bare forward also stopped after the last captured layer: the pure hook + store cost."""
-        t0 = time.perf_counter()
-        from moelens.capture.capture import pad_batch
-
-        with torch.no_grad():
-            for s in shards:
-                for b in range(0, len(s.windows), args.batch_size):
-                    ids, mask, _ = pad_batch(s.windows[b:b + args.batch_size], 0, 0)
-                    with adapter.stop_after(max(p.layer for p in plans)):
+                    if stop_early:
+                        with adapter.stop_after(last):
+                            model(input_ids=ids, attention_mask=mask, use_cache=False)
+                    else:
                         model(input_ids=ids, attention_mask=mask, use_cache=False)
         return time.perf_counter() - t0
 
@@ -115,7 +109,7 @@ def main() -> None:
         for r in range(args.repeats):
             t_bare.append(bare())
             t_cap.append(capture(Path(tmp) / f"store{r}"))
-            t_same.append(bare_same_layers())
+            t_same.append(bare(stop_early=True))
         root = Path(tmp) / "store0"
         expert_bytes = sum(p.stat().st_size for p in root.glob("L*/expert/*.npy"))
         routing_bytes = sum(p.stat().st_size for p in root.glob("L*/routing/*.npy"))

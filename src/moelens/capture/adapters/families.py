@@ -53,23 +53,10 @@ class Qwen2MoeAdapter(HFAdapter):
     shared_gate_attr = "shared_expert_gate"
 
 
-@register("deepseek_v3")
-class DeepseekV3Adapter(HFAdapter):
-    """DeepSeek-V3: ungated shared experts, dense first layers."""
-
-    shared_attr = "shared_experts"
-
-
-@register("glm4_moe")
-class Glm4MoeAdapter(HFAdapter):
-    """GLM-4-MoE: like DeepSeek-V3."""
-
-    shared_attr = "shared_experts"
-
-
-@register("ernie4_5_moe")
-class Ernie45MoeAdapter(HFAdapter):
-    """ERNIE-4.5-MoE: optional shared experts."""
+@register("deepseek_v3", "glm4_moe", "ernie4_5_moe")
+class SharedExpertsAdapter(HFAdapter):
+    """DeepSeek-V3 and GLM-4-MoE (ungated shared experts, dense first layers) and ERNIE-4.5-MoE
+    (optional shared experts): the shared MLP is ``shared_experts`` in all three."""
 
     shared_attr = "shared_experts"
 

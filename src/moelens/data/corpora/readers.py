@@ -59,6 +59,21 @@ def _cut_point(line: str, max_chars: int) -> int:
     return max_chars
 
 
+def _pack(items: list[str], sep: str, max_chars: int) -> list[str]:
+    """Join consecutive ``items`` with ``sep`` into chunks of at most ``max_chars`` (an item
+    longer than that stays a chunk of its own)."""
+    chunks, buf = [], ""
+    for item in items:
+        if buf and len(buf) + len(sep) + len(item) > max_chars:
+            chunks.append(buf)
+            buf = item
+        else:
+            buf = f"{buf}{sep}{item}" if buf else item
+    if buf:
+        chunks.append(buf)
+    return chunks
+
+
 def split_documents(text: str, max_chars: int, min_chars: int) -> list[str]:
     """Pack consecutive paragraphs into documents of at most ``max_chars`` characters.
 
@@ -73,28 +88,15 @@ def split_documents(text: str, max_chars: int, min_chars: int) -> list[str]:
         if len(para) <= max_chars:
             pieces.append(para)
             continue
-        line_buf = ""
+        lines = []
         for line in para.split("\n"):
             while len(line) > max_chars:
                 cut = _cut_point(line, max_chars)
-                pieces.append(line[:cut].rstrip())
+                lines.append(line[:cut].rstrip())
                 line = line[cut:].lstrip()
-            if line_buf and len(line_buf) + 1 + len(line) > max_chars:
-                pieces.append(line_buf)
-                line_buf = line
-            else:
-                line_buf = f"{line_buf}\n{line}" if line_buf else line
-        if line_buf:
-            pieces.append(line_buf)
-    docs, buf = [], ""
-    for piece in pieces:
-        if buf and len(buf) + 2 + len(piece) > max_chars:
-            docs.append(buf)
-            buf = piece
-        else:
-            buf = f"{buf}\n\n{piece}" if buf else piece
-    if buf:
-        docs.append(buf)
+            lines.append(line)
+        pieces.extend(_pack(lines, "\n", max_chars))
+    docs = _pack(pieces, "\n\n", max_chars)
     return [d for d in docs if len(d.strip()) >= min_chars]
 
 
