@@ -32,6 +32,21 @@ _CPU_BATCH_BYTES = 6 * 2**20
 """On a CPU the solver is memory-bound: batches of a few MiB stay in cache and run faster."""
 
 
+def _matvec(A: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``A @ x`` per problem: [B, n, q] x [B, q] -> [B, n].
+
+    Written as row vector times ``A^T`` because MKL's batched matrix-vector path for
+    ``bmm(A, x[..., None])`` is 4-5x slower on CPU at these shapes (measured: 700 vs 175 us for
+    10 x 1200 x 65 in float64); on a GPU both forms are the same.
+    """
+    return torch.bmm(x.unsqueeze(1), A.transpose(1, 2)).squeeze(1)
+
+
+def _rmatvec(A: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``A^T @ r`` per problem: [B, n, q] x [B, n] -> [B, q] (row-vector form, see :func:`_matvec`)."""
+    return torch.bmm(r.unsqueeze(1), A).squeeze(1)
+
+
 def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 1.0,
                   theta0: torch.Tensor | None = None, max_iter: int = 100,
                   tol: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +69,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
     done = torch.zeros(B, dtype=torch.bool, device=A.device)
     ids = torch.arange(B, device=A.device)  # working set -> batch index
     Aw, Aw32, yw, sw = A, A.float(), y, s
-    eta = torch.bmm(Aw, theta.unsqueeze(-1)).squeeze(-1)
+    eta = _matvec(Aw, theta)
 
     def objective(eta: torch.Tensor, th: torch.Tensor) -> torch.Tensor:
         data = (sw * (torch.nn.functional.softplus(eta) - yw * eta)).sum(-1)
@@ -71,7 +86,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
             eta, f, live = eta[keep], f[keep], live[keep]
         th = theta[ids]
         p = torch.sigmoid(eta)
-        g = C * torch.bmm(Aw.transpose(1, 2), (sw * (p - yw)).unsqueeze(-1)).squeeze(-1) + reg * th
+        g = C * _rmatvec(Aw, sw * (p - yw)) + reg * th
         h = (C * sw * p * (1.0 - p)).float()
         H = torch.bmm(Aw32.transpose(1, 2), Aw32 * h.unsqueeze(-1)).double() + ridge
         L, info = torch.linalg.cholesky_ex(H)
@@ -81,7 +96,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
             d = torch.where(bad.unsqueeze(-1), -g, d)
         gd = (g * d).sum(-1)
         finished = ((-gd / 2 <= tol * (1.0 + f.abs())) & ~bad) | ~live
-        Ad = torch.bmm(Aw, d.unsqueeze(-1)).squeeze(-1)
+        Ad = _matvec(Aw, d)
         t = torch.ones_like(f)
         for _ls in range(60):
             fc = objective(eta + t.unsqueeze(-1) * Ad, th + t.unsqueeze(-1) * d)
@@ -100,10 +115,10 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
 
 def _converged(A, y, s, theta, C) -> torch.Tensor:
     """Final guard against line-search stalls: the gradient is small against the data term."""
-    p = torch.sigmoid(torch.bmm(A, theta.unsqueeze(-1)).squeeze(-1))
+    p = torch.sigmoid(_matvec(A, theta))
     reg = torch.ones(theta.shape[1], dtype=A.dtype, device=A.device)
     reg[0] = 0.0
-    g = C * torch.bmm(A.transpose(1, 2), (s * (p - y)).unsqueeze(-1)).squeeze(-1) + reg * theta
+    g = C * _rmatvec(A, s * (p - y)) + reg * theta
     return g.abs().amax(-1) <= 1e-4 * (1.0 + C * s.sum(-1))
 
 
@@ -200,7 +215,7 @@ def _fit_chunk(chunk: list[Prepared], ks: tuple[int, ...], dev: torch.device,
         theta0[:, :m] = theta_prev[sel, :m]
         theta, done = newton_logreg(A.contiguous(), y[sel], s[sel], C=C, theta0=theta0)
         Hk = H_all[:, :, : k + 1] if everyone else H_all[sel, :, : k + 1]
-        pred = (torch.bmm(Hk, theta.unsqueeze(-1)).squeeze(-1) > 0).cpu().numpy()
+        pred = (_matvec(Hk, theta) > 0).cpu().numpy()
         for b, r in enumerate(rows):
             p = chunk[r]
             pr, yy, isv = pred[b, : p.held_y.size], p.held_y, p.held_is_val
