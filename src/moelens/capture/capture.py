@@ -9,7 +9,6 @@ record is masked here), moves what is needed to the CPU and hands it to the shar
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
