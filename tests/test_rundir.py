@@ -44,3 +44,25 @@ def test_stage_skips_done_and_overwrite_restarts(tmp_path):
     stage.finish({"n": 1})
     assert stage.done and stage.begin(Cfg()) is False
     assert stage.begin(Cfg(), overwrite=True) is True and not (stage.path / "part.txt").exists()
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    from moelens.rundir import atomic_dir
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+            raise RuntimeError("killed mid-write")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp directory left behind
+    assert (target / "old.txt").read_text() == "old"
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    single = tmp_path / "was_a_file"
+    single.write_text("x")
+    with atomic_dir(single) as tmp:
+        (tmp / "a").write_text("a")
+    assert single.is_dir() and (single / "a").read_text() == "a"

@@ -24,6 +24,7 @@ from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers
 from moelens.config import to_dict
 from moelens.errors import CheckpointError, ConfigError, MoelensError, StoreError
+from moelens.rundir import sha256_file
 
 
 @dataclass
@@ -153,7 +154,7 @@ def model_identity(name: str, model: Any) -> dict[str, Any]:
         h = hashlib.sha256()
         for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
             h.update(f.name.encode())
-            h.update(store_job.sha256_file(f).encode())
+            h.update(sha256_file(f).encode())
         ident["weight_hash"] = h.hexdigest()
     return ident
 

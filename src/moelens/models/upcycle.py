@@ -26,9 +26,6 @@ longer identical at init.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +36,7 @@ from moelens.errors import CheckpointError, ConfigError
 from moelens.models.config import MoelensConfig
 from moelens.models.modeling import MoelensForCausalLM
 from moelens.models.presets import model_settings
-from moelens.rundir import atomic_write_json, provenance
+from moelens.rundir import atomic_dir, atomic_write_json, provenance
 
 MOE_FIELDS = ("num_experts", "top_k", "expert_width", "expert_act", "router", "router_temperature",
               "router_eps", "aux_loss_coef")
@@ -171,22 +168,9 @@ def run(cfg: UpcycleConfig) -> int:
     moe = cfg.moe_settings()
     dense = _load_dense(cfg.source)  # type: ignore[arg-type]
     model = upcycle_model(dense, moe, cfg.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary directory
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "upcycle.json", {**provenance(cfg), "moe_settings": moe})
-        if out.is_dir():
-            shutil.rmtree(out)
-        elif out.exists():
-            out.unlink()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     c = model.config
     print(f"upcycled {cfg.source} -> {out}: {c.n_layer} layers x {c.num_experts} experts of width "
           f"{c.expert_width} (dense width {dense.config.ffn_width}), top-{c.top_k}, {c.router} router, "

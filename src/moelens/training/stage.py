@@ -6,21 +6,21 @@
   it is an error, so a typo in ``--out`` never silently continues or clobbers another run;
 - anything else starts fresh.
 
-The final model is written to ``<out>/.model.tmp`` and renamed to ``<out>/model`` when
-complete, with the tokenizer beside it so the directory loads and captures on its own.
+The final model is written to a hidden temporary directory in ``<out>`` and renamed to
+``<out>/model`` when complete, with the tokenizer beside it so the directory loads and captures
+on its own.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 from moelens.config import to_dict
 from moelens.errors import ConfigError
-from moelens.rundir import Stage, atomic_write_json
+from moelens.rundir import Stage, atomic_dir, atomic_write_json
 
 MODEL_DIR = "model"
 TRAINING_FILE = "training.json"
@@ -97,23 +97,18 @@ def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path,
     ``moelens eval`` takes its default context from it, since the model's position table may
     be longer than what was trained.
     """
-    final, tmp = Path(out) / MODEL_DIR, Path(out) / f".{MODEL_DIR}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    final = Path(out) / MODEL_DIR
     from moelens.training.backend import quiet_hf_progress
 
-    with quiet_hf_progress():
+    with atomic_dir(final) as tmp, quiet_hf_progress():
         model.save_pretrained(tmp)
-    tokenizer = _hf_tokenizer(tokens)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    else:
-        name = (getattr(tokens, "meta", {}) or {}).get("tokenizer")
-        source = Path(data_dir) / name if isinstance(name, str) else None
-        if source is not None and source.is_file():
-            shutil.copyfile(source, tmp / source.name)
-    atomic_write_json(tmp / TRAINING_FILE, training)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+        tokenizer = _hf_tokenizer(tokens)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        else:
+            name = (getattr(tokens, "meta", {}) or {}).get("tokenizer")
+            source = Path(data_dir) / name if isinstance(name, str) else None
+            if source is not None and source.is_file():
+                shutil.copyfile(source, tmp / source.name)
+        atomic_write_json(tmp / TRAINING_FILE, training)
     return final
