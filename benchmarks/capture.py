@@ -9,16 +9,12 @@ Prints
   capture_overhead: <capture wall time / bare forward wall time>           (bar: <= 1.25)
   store_sparse_vs_dense_bytes: <expert + routing bytes / zero-filled fp16 [tokens, E, D] bytes>
                                                                             (bar: <= 0.5)
-
-The adapter is ``moelens.capture.adapters.get_adapter`` when it exists, otherwise the OLMoE
-stand-in from the tests; the script says which one it used.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +23,7 @@ import numpy as np
 import torch
 
 from moelens.capture import store_job
+from moelens.capture.adapters import get_adapter
 from moelens.capture.capture import capture_shards, plan_layers
 from moelens.capture.corpus import Window, plan_shards
 
@@ -42,17 +39,6 @@ def build_model(seed: int):
     return OlmoeForCausalLM(cfg).eval()
 
 
-def get_adapter_for(model):
-    try:
-        from moelens.capture.adapters import get_adapter
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "capture" / "store"))
-        from olmoe_standin import make_adapter
-
-        return make_adapter(model), "test stand-in (tests/capture/store/olmoe_standin.py)"
-    return get_adapter(model), "moelens.capture.adapters.get_adapter"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", type=int, default=32)
@@ -66,7 +52,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = build_model(args.seed)
-    adapter, adapter_name = get_adapter_for(model)
+    adapter = get_adapter(model)
     rng = np.random.default_rng(args.seed)
     windows = []
     for d in range(args.windows):
@@ -115,7 +101,6 @@ def main() -> None:
         routing_bytes = sum(p.stat().st_size for p in root.glob("L*/routing/*.npy"))
     E, D = model.config.num_experts, model.config.intermediate_size
     dense_bytes = n_tokens * E * D * 2 * len(plans)
-    print(f"# adapter: {adapter_name}")
     print(f"# tokens: {n_tokens}, layers: {len(plans)}, experts: {E}, top-k: {model.config.num_experts_per_tok}, "
           f"expert width: {D}, threads: {torch.get_num_threads()}")
     print(f"# bare forward s: {[round(t, 3) for t in t_bare]}, capture s: {[round(t, 3) for t in t_cap]}")

@@ -199,7 +199,7 @@ def run(cfg: TrainConfig, backend: Backend | None = None) -> int:
     """Train (or resume, or skip a finished run) as ``cfg`` says; returns the exit code.
 
     ``backend`` supplies the model builder/loader and the token reader; the default uses
-    ``moelens.models`` and ``moelens.data.tokens`` (tests inject stand-ins).
+    ``moelens.models`` and ``moelens.data.tokens`` (tests may inject another).
     """
     from moelens.training.loop import train
 

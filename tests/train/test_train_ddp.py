@@ -16,19 +16,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from clitools import cli_env
 from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
-from train_helpers import REAL_BACKEND, make_backend, tiny_config, tiny_spec
+from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.train import run
 from moelens.training.metrics import MetricsLog
-
-ENTRY = Path(__file__).parent / "train_ddp_entry.py"
 
 
 def _free_port() -> int:
@@ -51,11 +48,9 @@ def test_two_processes_match_one(token_dir, tmp_path):
              "--quiet", "--model.preset", "moex", "--model.n_layer", "2", "--model.n_head", "2",
              "--model.n_embd", "32", "--model.num_experts", "4", "--model.top_k", "2",
              "--model.expert_width", "16", "--model.aux_loss_coef", "0"]
-    # the real command line once moelens.models/data are merged; the stand-in entry until then
-    target = ["-m", "moelens", "train"] if REAL_BACKEND else [str(ENTRY)]
     for attempt in range(2):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(_free_port()), *target, *flags,
+               "--master_port", str(_free_port()), "-m", "moelens", "train", *flags,
                *(["--overwrite"] if attempt else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                               env=cli_env({"OMP_NUM_THREADS": "1"}))

@@ -137,8 +137,9 @@ def test_metrics_truncation_drops_later_and_cut_lines(tmp_path):
 
 @pytest.mark.parametrize("name", config.available_presets("train"))
 def test_train_presets_are_valid_model_configs(name):
-    """Runs once moelens.models is merged: every preset's model section builds a config."""
-    presets = pytest.importorskip("moelens.models.presets")
+    """Every train preset's model section builds a model config."""
+    from moelens.models import presets
+
     cfg = config.parse(TrainConfig, ["--preset", name], prog="t", preset_kind="train")
     mcfg = presets.model_config(cfg.model.preset, **{"vocab_size": 32, **cfg.model.overrides()})
     assert mcfg.n_layer == cfg.model.n_layer and mcfg.n_positions >= cfg.ctx

@@ -1,4 +1,4 @@
-"""Fixtures of the trainer tests (stand-in or real backend: see ``train_helpers.REAL_BACKEND``).
+"""Fixtures of the trainer tests.
 
 Test modules import what they use (``from train_fixtures import ...``) instead of this being a
 ``conftest.py``: a second module named ``conftest`` would shadow ``tests/conftest.py`` for the
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import train_helpers
-import train_stubs
+import token_fixtures
 
 from moelens.training import backend as backend_mod
 
@@ -37,13 +37,13 @@ def use_backend(monkeypatch, backend):
 @pytest.fixture(scope="session")
 def token_dir(tmp_path_factory) -> Path:
     """A learnable 20k/4k-token directory in the documented format (vocab 32, like chess)."""
-    return train_stubs.write_token_dir(tmp_path_factory.mktemp("tokens") / "data")
+    return token_fixtures.write_token_dir(tmp_path_factory.mktemp("tokens") / "data")
 
 
 @pytest.fixture(scope="session")
 def text_token_dir(tmp_path_factory) -> Path:
     """Like ``token_dir`` but of kind text (no blocks), with a tokenizer.json."""
-    return train_stubs.write_token_dir(tmp_path_factory.mktemp("text") / "data", kind="text",
+    return token_fixtures.write_token_dir(tmp_path_factory.mktemp("text") / "data", kind="text",
                                        seed=5, block_size=None)
 
 

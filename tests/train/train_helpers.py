@@ -1,31 +1,16 @@
-"""Helpers shared by the trainer tests (imported by name; tests/train is on sys.path).
-
-``REAL_BACKEND`` is the one line to flip once ``moelens.models`` and ``moelens.data`` are merged:
-the tests then train the real model on token directories read by the real ``TokenData`` instead
-of the stand-ins in ``train_stubs.py``.
-"""
+"""Helpers shared by the trainer tests (imported by name; tests/train is on sys.path)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import train_stubs
 
 from moelens.train import ModelSpec, TrainConfig
 from moelens.training import backend as backend_mod
 
-REAL_BACKEND = os.environ.get("MOELENS_TEST_REAL_BACKEND", "1") == "1"
-"""True: use moelens.models / moelens.data (the default backend); False: the test stand-ins.
-Both are merged, so the real backend is the default."""
-
 
 def make_backend() -> backend_mod.Backend:
-    if REAL_BACKEND:
-        return backend_mod.Backend()
-    return backend_mod.Backend(build_model=train_stubs.build_stub_model,
-                               load_model=train_stubs.load_stub_model,
-                               open_tokens=train_stubs.StubTokens)
+    """The real backend (``moelens.models`` and ``moelens.data``), a fresh instance per call."""
+    return backend_mod.Backend()
 
 
 def tiny_spec(**kw) -> ModelSpec:

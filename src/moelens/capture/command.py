@@ -23,7 +23,8 @@ from moelens.capture import store_format as fmt
 from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers
 from moelens.config import to_dict
-from moelens.errors import CheckpointError, ConfigError, MoelensError, StoreError
+from moelens.errors import ConfigError, MoelensError, StoreError
+from moelens.hf_progress import quiet_hf_progress
 from moelens.rundir import sha256_file
 
 
@@ -97,41 +98,14 @@ class CaptureConfig:
                 raise ConfigError(f"unknown space {s!r}; choose from {', '.join(fmt.SPACES)}")
 
 
-def load_model(name: str, dtype: str = "float32") -> tuple[Any, Any | None]:
-    """``(model, tokenizer or None)`` through the adapters' loader when present, else through
-    transformers' Auto class (model only; capture then finds the tokenizer itself).
+def load_model(name: str, dtype: str = "float32") -> tuple[Any, Any]:
+    """``(model, tokenizer)`` through the adapters' loader, with transformers' own progress bars
+    silenced: capture has its own, and a user error found after loading must still be the only
+    line on stderr."""
+    from moelens.capture.adapters import load_model as load
 
-    transformers' own progress bars are silenced while loading: capture has its own, and a user
-    error found after loading must still be the only line on stderr.
-    """
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        loaded = _load_model(name, dtype)
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-    return loaded if isinstance(loaded, tuple) else (loaded, None)
-
-
-def _load_model(name: str, dtype: str) -> Any:
-    try:
-        loader = importlib.import_module("moelens.capture.adapters").load_model
-    except (ImportError, AttributeError):
-        loader = None
-    if loader is not None:
-        return loader(name, dtype=dtype)
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-    except Exception as exc:  # noqa: BLE001  (transformers raises many kinds)
-        raise CheckpointError(f"cannot load model {name!r} ({type(exc).__name__}); give a local model "
-                              "directory or a hub id (and go online)") from None
+    with quiet_hf_progress():
+        return load(name, dtype=dtype)
 
 
 def make_adapter(spec: str | None, model: Any) -> Any:

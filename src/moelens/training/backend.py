@@ -3,19 +3,20 @@
 Everything the training loop and ``moelens eval`` need from outside is three functions: build a
 fresh model from a :class:`~moelens.train.ModelSpec`, load a saved model directory, and open a
 token directory. Keeping them in one small object means the loop never imports a model family,
-and tests can run the real loop on a stand-in model by passing another :class:`Backend`.
+and tests can run the real loop with, say, a model builder that fails on purpose by passing
+another :class:`Backend`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from moelens.errors import CheckpointError, ConfigError, DataError, MoelensError
+from moelens.hf_progress import quiet_hf_progress
 
 
 class TokenSource(Protocol):
@@ -71,23 +72,6 @@ def load_model(path: Path):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load the model in {path} ({first}); check the directory "
                               "or retrain") from None
-
-
-@contextlib.contextmanager
-def quiet_hf_progress() -> Iterator[None]:
-    """Silence transformers' own progress bars (loading/writing shards) within the block."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # a stand-in model without transformers
-        yield
-        return
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 
 def open_tokens(path: Path) -> TokenSource:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from moelens.config import to_dict
 from moelens.errors import ConfigError
+from moelens.hf_progress import quiet_hf_progress
 from moelens.rundir import Stage, atomic_dir, atomic_write_json
 
 MODEL_DIR = "model"
@@ -98,8 +99,6 @@ def save_model_dir(model: Any, tokens: Any, data_dir: Path, out: Path,
     be longer than what was trained.
     """
     final = Path(out) / MODEL_DIR
-    from moelens.training.backend import quiet_hf_progress
-
     with atomic_dir(final) as tmp, quiet_hf_progress():
         model.save_pretrained(tmp)
         tokenizer = _hf_tokenizer(tokens)

@@ -1,7 +1,7 @@
 """Shared helpers of the store tests: the adapter choice, a tiny OLMoE, a char tokenizer.
 
-Swapping the stand-in for the real adapters is the one line :data:`ADAPTER` (set it to None to
-use ``moelens.capture.adapters.get_adapter``). Kept out of conftest.py (which holds only fixtures):
+:data:`ADAPTER` is None: the tests capture through ``moelens.capture.adapters.get_adapter``; the
+test-only adapters in ``olmoe_standin.py`` serve fault injection (a sparse and a faulty one). Kept out of conftest.py (which holds only fixtures):
 every test folder's conftest is imported under the one module name ``conftest``, so
 ``from conftest import ...`` would find whichever folder's conftest loaded last.
 """
