@@ -17,8 +17,8 @@ import time
 import chess
 import chess.engine
 
-from moelens.data.chess_generate import GameSpec, play_game
-from moelens.data.chess_players import (Book, BuiltinPlayer, StockfishPlayer, find_book,
+from moelens.data.chess.generate import GameSpec, play_game
+from moelens.data.chess.players import (Book, BuiltinPlayer, StockfishPlayer, find_book,
                                         find_stockfish, softmax_pick)
 
 

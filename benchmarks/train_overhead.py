@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from moelens.models import MoelensForCausalLM
 from moelens.models.presets import model_config
-from moelens.train import ModelSpec, TrainConfig, run
+from moelens.training.command import ModelSpec, TrainConfig, run
 
 STEPS, BATCH, CTX = 30, 8, 255
 SPEC = dict(n_layer=2, n_head=4, n_embd=128, num_experts=8, top_k=2, expert_width=128)

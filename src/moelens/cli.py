@@ -39,15 +39,15 @@ COMMANDS: dict[str, Command] = {
     "data corpora": Command("moelens.data.corpora", "CorporaConfig", "run",
                             "build and cache the offline concept corpora (prose, code, LaTeX, POS "
                             "tags) with their licences"),
-    "train": Command("moelens.train", "TrainConfig", "run", "train a dense, Switch or MoE-X model",
+    "train": Command("moelens.training.command", "TrainConfig", "run", "train a dense, Switch or MoE-X model",
                      preset_kind="train", default_preset=None),
-    "eval": Command("moelens.evaluate", "EvalConfig", "run",
+    "eval": Command("moelens.training.evaluate", "EvalConfig", "run",
                     "validation loss and perplexity of a saved model on a data set"),
     "upcycle": Command("moelens.models.upcycle", "UpcycleConfig", "run",
                        "turn a trained dense checkpoint into an MoE / MoE-X checkpoint"),
     "capture": Command("moelens.capture.command", "CaptureConfig", "run",
                        "capture expert, FFN, router and residual activations into a store"),
-    "probe": Command("moelens.analysis.probe_command", "ProbeConfig", "run",
+    "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.capture.store import ActivationStore
+from moelens.store import ActivationStore
 from moelens.data.concepts import list_concepts
 
 

@@ -18,7 +18,7 @@ from clitools import assert_user_error, run_cli
 
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.analysis.probing.dataset import layer_units
-from moelens.capture.store import ActivationStore
+from moelens.store import ActivationStore
 from moelens.data.concepts import list_concepts
 
 CONCEPTS = ["word_initial_capital", "contains_digit", "operator", "digit_re=regex:[0-9]"]

@@ -6,7 +6,7 @@ import pytest
 
 from clitools import assert_user_error, run_cli
 from moelens import cli
-from moelens.analysis import probe_command
+from moelens.analysis.probing import command as probe_command
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.errors import StoreError
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from moelens import cli
-from moelens.analysis import probe_command
+from moelens.analysis.probing import command as probe_command
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.analysis.probing import probe_units
 from moelens.analysis.probing.dataset import layer_units

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from moelens.analysis.probing import prepare, probe_units
-from moelens.analysis.probing.core import balanced_weights
+from moelens.analysis.probing.prepare import balanced_weights
 from moelens.analysis.probing.fit_fast import newton_logreg
 
 

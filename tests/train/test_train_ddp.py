@@ -24,7 +24,7 @@ from clitools import cli_env
 from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
 from train_helpers import make_backend, tiny_config, tiny_spec
 
-from moelens.train import run
+from moelens.training.command import run
 from moelens.training.metrics import MetricsLog
 
 

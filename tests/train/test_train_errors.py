@@ -14,7 +14,7 @@ from train_helpers import tiny_config
 
 from moelens import cli
 from moelens.config import to_dict
-from moelens.train import run
+from moelens.training.command import run
 
 import clitools as _root  # run_cli, assert_user_error
 

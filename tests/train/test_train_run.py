@@ -14,7 +14,7 @@ from train_fixtures import backend, make_model, one_thread, text_token_dir, toke
 from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.errors import ConfigError
-from moelens.train import run
+from moelens.training.command import run
 from moelens.training.metrics import MetricsLog
 
 

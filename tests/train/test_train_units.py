@@ -14,7 +14,7 @@ from train_helpers import tiny_spec
 
 from moelens import config
 from moelens.errors import ConfigError
-from moelens.train import TrainConfig
+from moelens.training.command import TrainConfig
 from moelens.training.metrics import MetricsLog
 from moelens.training.optim import param_groups
 from moelens.training.sampler import BatchPlan, WindowSampler, train_offsets

@@ -50,7 +50,7 @@ def text_token_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(text_token_dir, tmp_path_factory) -> Path:
     """A finished 20-step run on the text token directory (shared by the eval tests)."""
-    from moelens.train import run
+    from moelens.training.command import run
 
     out = tmp_path_factory.mktemp("trained") / "run"
     assert run(train_helpers.tiny_config(text_token_dir, out), train_helpers.make_backend()) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moelens.train import ModelSpec, TrainConfig
+from moelens.training.command import ModelSpec, TrainConfig
 from moelens.training import backend as backend_mod
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from moelens.capture import store_format as fmt
+from moelens.store import format as fmt
 from moelens.capture.corpus import ShardPlan, Window
-from moelens.capture.store_writer import LayerPlan, ShardWriter
+from moelens.store.writer import LayerPlan, ShardWriter
 from moelens.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from moelens.capture import corpus as corpus_mod
-from moelens.capture import store_format as fmt
+from moelens.store import format as fmt
 from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers
 from moelens.config import to_dict

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from moelens import __version__
-from moelens.capture import store_format as fmt
+from moelens.store import format as fmt
 from moelens.capture.corpus import ShardPlan
-from moelens.capture.store_writer import LayerPlan
+from moelens.store.writer import LayerPlan
 from moelens.errors import StoreError
 from moelens.rundir import atomic_write_json, atomic_write_text, sha256_file
 

@@ -1,7 +1,7 @@
 """``moelens data chess`` and ``moelens data text``: configs and the thin command functions.
 
 Both write a token data directory (see :mod:`moelens.data.tokens`); the work is done by
-:mod:`moelens.data.chess_dataset` and :mod:`moelens.data.text`.
+:mod:`moelens.data.chess.dataset` and :mod:`moelens.data.text`.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class TextDataConfig:
 
 
 def run_chess(cfg: ChessDataConfig) -> int:
-    from moelens.data.chess_dataset import build_chess
+    from moelens.data.chess.dataset import build_chess
 
     build_chess(cfg)
     return 0

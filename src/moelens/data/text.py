@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from moelens.config import to_dict
-from moelens.data.tokens import prepare_out, write_meta
+from moelens.data.tokens import load_tokenizer_file, prepare_out, write_meta
 from moelens.errors import DataError
 from moelens.rundir import atomic_path
 
@@ -96,20 +96,6 @@ def documents(files: list[Path], text_field: str, txt_documents: str) -> Iterato
 
 
 # ---------------------------------------------------------------- tokenizers
-
-
-def load_tokenizer_file(path: Path, eos_token: str | None = None):
-    """A ``PreTrainedTokenizerFast`` from a ``tokenizer.json`` (offline, no hub access)."""
-    from transformers import PreTrainedTokenizerFast
-
-    try:
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(path), clean_up_tokenization_spaces=False)
-    except Exception as exc:  # tokenizers raises plain Exceptions for bad JSON
-        raise DataError(f"cannot read tokenizer {path} ({str(exc).splitlines()[0][:200]}); give a "
-                        "valid tokenizer.json") from None
-    if eos_token is not None and eos_token in tok.get_vocab():
-        tok.eos_token = eos_token
-    return tok
 
 
 def load_tokenizer(spec: str, eos_token: str):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from moelens.data.chess.vocab import ChessTokenizer
 from moelens.errors import DataError
 from moelens.rundir import atomic_write_json
 
@@ -119,6 +120,20 @@ def _check_sizes(root: Path, meta: dict[str, Any]) -> None:
                         "'moelens data text'")
 
 
+def load_tokenizer_file(path: Path, eos_token: str | None = None):
+    """A ``PreTrainedTokenizerFast`` from a ``tokenizer.json`` (offline, no hub access)."""
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(path), clean_up_tokenization_spaces=False)
+    except Exception as exc:  # tokenizers raises plain Exceptions for bad JSON
+        raise DataError(f"cannot read tokenizer {path} ({str(exc).splitlines()[0][:200]}); give a "
+                        "valid tokenizer.json") from None
+    if eos_token is not None and eos_token in tok.get_vocab():
+        tok.eos_token = eos_token
+    return tok
+
+
 class TokenData:
     """An opened token data directory: ``.meta``, ``.train``/``.val`` memmaps, ``.tokenizer()``."""
 
@@ -178,9 +193,5 @@ class TokenData:
     def tokenizer(self):
         """``ChessTokenizer`` for chess; a ``PreTrainedTokenizerFast`` (eos set) for text."""
         if self.kind == "chess":
-            from moelens.data.chess import ChessTokenizer
-
             return ChessTokenizer()
-        from moelens.data.text import load_tokenizer_file
-
         return load_tokenizer_file(self.path / self.meta["tokenizer"], self.meta.get("eos_token"))

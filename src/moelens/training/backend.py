@@ -1,7 +1,7 @@
 """The trainer's only links to the model and data subsystems.
 
 Everything the training loop and ``moelens eval`` need from outside is three functions: build a
-fresh model from a :class:`~moelens.train.ModelSpec`, load a saved model directory, and open a
+fresh model from a :class:`~moelens.training.command.ModelSpec`, load a saved model directory, and open a
 token directory. Keeping them in one small object means the loop never imports a model family,
 and tests can run the real loop with, say, a model builder that fails on purpose by passing
 another :class:`Backend`.

@@ -95,7 +95,7 @@ def _make_model(s: Setup, backend: backend_mod.Backend) -> nn.Module:
 
 
 def train(cfg: Any, backend: backend_mod.Backend | None = None) -> int:
-    """Run ``moelens train``; see :mod:`moelens.train` for the run directory layout."""
+    """Run ``moelens train``; see :mod:`moelens.training.command` for the run directory layout."""
     backend = backend or backend_mod.default_backend()
     cfg.check_paths()
     decision = stage.decide(cfg)  # read-only; a finished run is skipped without reading data

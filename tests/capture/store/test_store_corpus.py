@@ -78,7 +78,7 @@ def test_dataset_needs_datasets_or_network(capsys, model_dir, tmp_path):
 
 def test_auto_shard_tokens_bounds_memory():
     from moelens.capture.command import auto_shard_tokens
-    from moelens.capture.store_writer import LayerPlan
+    from moelens.store.writer import LayerPlan
 
     olmoe = [LayerPlan(l, "moe", ["expert", "resid"], {"expert": 1024, "resid": 2048}, 64, 8)
              for l in range(16)]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from moelens import cli
-from moelens.capture.store import ActivationStore
+from moelens.store import ActivationStore
 
 adapters = pytest.importorskip("moelens.capture.adapters")
 

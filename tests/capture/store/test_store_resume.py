@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from moelens import cli
-from moelens.capture.store import ActivationStore, StoreError
+from moelens.store import ActivationStore, StoreError
 
 
 def _checksums(root):

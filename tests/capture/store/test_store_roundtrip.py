@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from moelens import cli
-from moelens.capture.store import ActivationStore
+from moelens.store import ActivationStore
 
 
 def _reference(model_dir, store):

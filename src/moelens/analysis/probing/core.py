@@ -15,71 +15,24 @@ metrics (the top-``width`` probe is already the row for the largest k that fits)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from moelens.analysis.probing import fit_fast, fit_reference
 from moelens.analysis.probing.metrics import prf
-from moelens.analysis.probing.selection import top_neurons
-from moelens.analysis.probing.splits import stratified_split
+from moelens.analysis.probing.prepare import MIN_PER_CLASS, NOT_ENOUGH, OK, Prepared, prepare
+
+__all__ = ["KS", "K_TOO_BIG", "MIN_PER_CLASS", "NOT_ENOUGH", "OK", "SELECTIONS", "Prepared",
+           "prepare", "probe_units"]
 
 KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 """The paper's k values; every k must be a power of two in [1, 64]."""
 
-MIN_PER_CLASS = 50
-"""The paper's minimum number of positives and of negatives for a unit to be probed."""
-
-OK = "ok"
-NOT_ENOUGH = "not enough samples"
 K_TOO_BIG = "k exceeds width"
 SELECTIONS = ("paper", "val", "test")
 """Where a row's metrics were measured: the whole 25% held-out split (the paper's number), or its
 validation half (used only to choose units), or its test half (where chosen units are reported)."""
-
-
-@dataclass
-class Prepared:
-    """One unit's dataset reduced to what the fitters need."""
-
-    meta: dict[str, Any]
-    status: str
-    n_pos: int
-    n_neg: int
-    width: int
-    train_x: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.float32))
-    train_y: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
-    held_x: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.float32))
-    held_y: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
-    held_is_val: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
-    neurons: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
-
-
-def prepare(X: np.ndarray, y: np.ndarray, meta: dict[str, Any], seed: int, kmax: int = 64,
-            min_per_class: int = MIN_PER_CLASS) -> Prepared:
-    """Split, rank neurons on train and keep the ``kmax`` best columns of one unit's data."""
-    y = np.asarray(y, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    width = int(X.shape[1]) if X.ndim == 2 else 0
-    if n_pos < min_per_class or n_neg < min_per_class or width == 0:
-        return Prepared(meta, NOT_ENOUGH, n_pos, n_neg, width)
-    split = stratified_split(y, seed)
-    neurons = top_neurons(X, y, kmax, rows=split.train)
-    cols = np.asarray(X[:, neurons], dtype=np.float32)
-    held = split.held_out
-    return Prepared(
-        meta, OK, n_pos, n_neg, width,
-        train_x=np.ascontiguousarray(cols[split.train]), train_y=y[split.train],
-        held_x=np.ascontiguousarray(cols[held]),
-        held_y=y[held], held_is_val=np.arange(held.size) < split.val.size, neurons=neurons,
-    )
-
-
-def balanced_weights(y: np.ndarray) -> np.ndarray:
-    """scikit-learn's ``class_weight="balanced"``: n / (2 * n_class) for each sample's class."""
-    y = np.asarray(y, dtype=bool)
-    n, n1 = y.size, int(y.sum())
-    return np.where(y, n / (2.0 * n1), n / (2.0 * (n - n1)))
 
 
 def probe_units(prepared: list[Prepared], ks: tuple[int, ...] | list[int] = KS,
@@ -94,11 +47,9 @@ def probe_units(prepared: list[Prepared], ks: tuple[int, ...] | list[int] = KS,
     ks = tuple(int(k) for k in ks)
     ok = [i for i, p in enumerate(prepared) if p.status == OK]
     if fitter == "newton":
-        from moelens.analysis.probing.fit_fast import fit_counts
-        counts, converged = fit_counts([prepared[i] for i in ok], ks, device=device, C=C)
+        counts, converged = fit_fast.fit_counts([prepared[i] for i in ok], ks, device=device, C=C)
     elif fitter == "saga":
-        from moelens.analysis.probing.fit_reference import fit_counts
-        counts, converged = fit_counts([prepared[i] for i in ok], ks, C=C, seed=seed)
+        counts, converged = fit_reference.fit_counts([prepared[i] for i in ok], ks, C=C, seed=seed)
     else:
         raise ValueError(f"unknown fitter {fitter!r}")
     row_of = {i: r for r, i in enumerate(ok)}

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from moelens.analysis.probing.core import MIN_PER_CLASS, Prepared, prepare
+from moelens.analysis.probing.prepare import MIN_PER_CLASS, Prepared, prepare
 
 UNIT_SPACES = ("expert", "shared", "ffn")
 """Spaces whose units are probed; ``resid`` serves only as a baseline space."""

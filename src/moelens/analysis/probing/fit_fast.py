@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from moelens.analysis.probing.core import Prepared, balanced_weights
+from moelens.analysis.probing.prepare import Prepared, balanced_weights
 
 _BATCH_BYTES = 512 * 2**20
 """Upper bound on one batch's float64 design tensor on a GPU, so memory stays bounded."""

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from moelens.analysis.probing.core import Prepared
+from moelens.analysis.probing.prepare import Prepared
 from moelens.analysis.probing.metrics import counts as confusion
 
 MAX_ITER = 500

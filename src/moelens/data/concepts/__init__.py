@@ -17,17 +17,16 @@ from moelens.data.concepts.labelling import (  # noqa: F401
     token_eligible,
     token_labels,
 )
+from moelens.data.concepts.lookup import get_concept, resolve_concepts  # noqa: F401
 from moelens.data.concepts.registry import (  # noqa: F401
     VARIANTS,
     Concept,
     ConceptUnavailableError,
     Window,
     canonical_concepts,
-    get_concept,
     groups,
     list_concepts,
     register,
-    resolve_concepts,
 )
 from moelens.data.concepts.sampling import DEFAULT_BUDGET, sample_examples  # noqa: F401
 from moelens.data.concepts.user import parse_user_concept  # noqa: F401

@@ -135,19 +135,13 @@ def register(concept: Concept, replace: bool = False) -> Concept:
     return concept
 
 
-def _ensure_builtins() -> None:
-    from moelens.data.concepts import builtins  # noqa: F401  (registers on import)
-
-
 def groups() -> list[str]:
     """Registered groups in registration order (pos, latex, code, text, chess, ...)."""
-    _ensure_builtins()
     return list(_GROUP_ORDER)
 
 
 def list_concepts(group: str | None = None, variant: str = "fixed") -> list[Concept]:
     """Registered concepts of one variant (optionally one group), in registration order."""
-    _ensure_builtins()
     if variant not in VARIANTS:
         raise ConfigError(f"concept variant {variant!r} is not one of {', '.join(VARIANTS)}")
     if group is not None and group not in _GROUP_ORDER:
@@ -156,36 +150,9 @@ def list_concepts(group: str | None = None, variant: str = "fixed") -> list[Conc
             if v == variant and (group is None or c.group == group)]
 
 
-def get_concept(name: str, variant: str = "fixed") -> Concept:
-    """A concept by ``name`` or ``group.name``; user specs (``regex:…``) are parsed too."""
-    _ensure_builtins()
-    from moelens.data.concepts.user import is_user_spec, parse_user_concept
-
-    if is_user_spec(name):
-        return parse_user_concept(name, variant=variant)
-    if variant not in VARIANTS:
-        raise ConfigError(f"concept variant {variant!r} is not one of {', '.join(VARIANTS)}")
-    group, _, bare = name.rpartition(".")
-    found = _REGISTRY.get((variant, bare))
-    if found is not None and (not group or group == found.group):
-        return found
-    raise ConfigError(
-        f"unknown concept {name!r} (variant {variant}); groups are {', '.join(_GROUP_ORDER)}, "
-        "see their names with `python -c \"from moelens.data.concepts import list_concepts; "
-        "print([c.name for c in list_concepts('GROUP')])\"`, or give regex:/tokens:/callable: specs"
-    )
-
-
-def resolve_concepts(specs: list[str], variant: str = "fixed") -> list[Concept]:
-    """Expand a list of group names, concept names and user specs into concepts (no repeats)."""
-    _ensure_builtins()
-    out: dict[str, Concept] = {}
-    for spec in specs:
-        chosen = (list_concepts(spec, variant) if spec in _GROUP_ORDER
-                  else [get_concept(spec, variant)])
-        for c in chosen:
-            out.setdefault(c.qualified_name, c)
-    return list(out.values())
+def registered(variant: str, name: str) -> Concept | None:
+    """The concept registered under a bare ``name`` for ``variant``, or None."""
+    return _REGISTRY.get((variant, name))
 
 
 def canonical_concepts(concepts: list[Concept]) -> list[Concept]:

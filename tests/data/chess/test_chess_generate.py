@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from moelens.data.chess import replay
-from moelens.data.chess_generate import GameSpec, generate, play_game, read_shard
-from moelens.data.chess_players import (BuiltinPlayer, StockfishPlayer, _parse_info, evaluate_move,
+from moelens.data.chess.generate import GameSpec, generate, play_game, read_shard
+from moelens.data.chess.players import (BuiltinPlayer, StockfishPlayer, _parse_info, evaluate_move,
                                         find_book, find_stockfish)
 
 STOCKFISH = find_stockfish()
@@ -98,7 +98,7 @@ def test_stockfish_games_are_legal_and_deterministic(tmp_path):
 
 def test_auto_player_falls_back_to_builtin_and_explicit_stockfish_needs_the_binary(tmp_path):
     from moelens.config import from_dict
-    from moelens.data.chess_dataset import resolve_spec
+    from moelens.data.chess.dataset import resolve_spec
     from moelens.data.commands import ChessDataConfig
     from moelens.errors import DataError
 
@@ -118,7 +118,7 @@ def test_book_openings_are_weighted_real_moves():
 
     spec = _spec(book=find_book(), book_plies=4, max_plies=4)
     book_first = {e.move for e in chess.polyglot.open_reader(find_book()).find_all(chess.Board())}
-    from moelens.data.chess_players import Book
+    from moelens.data.chess.players import Book
 
     book = Book(spec.book)
     firsts = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from moelens.data.chess import replay
-from moelens.data.chess_import import pgn_games, transcript_games
+from moelens.data.chess.pgn import pgn_games, transcript_games
 
 PGN = """[Event "good"]
 [Result "1-0"]

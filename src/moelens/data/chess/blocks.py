@@ -23,7 +23,7 @@ from typing import BinaryIO, Iterable
 
 import numpy as np
 
-from moelens.data.chess import encode
+from moelens.data.chess.vocab import encode
 from moelens.errors import DataError
 from moelens.rundir import atomic_path
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from moelens.capture import store_format as fmt
-from moelens.capture.store_stats import UnitStats
+from moelens.store import format as fmt
+from moelens.store.stats import UnitStats
 from moelens.errors import StoreError
 from moelens.rundir import sha256_file
 

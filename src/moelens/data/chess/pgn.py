@@ -23,7 +23,7 @@ from typing import Iterator
 import chess
 import chess.pgn
 
-from moelens.data.chess import GAME_START, IllegalGame, game_string, replay, trim_partial
+from moelens.data.chess.vocab import GAME_START, IllegalGame, game_string, replay, trim_partial
 from moelens.errors import DataError
 
 

@@ -9,7 +9,7 @@ import pytest
 from clitools import assert_user_error, run_cli
 from moelens.config import from_dict
 from moelens.data.chess import CHESS_VOCAB, decode, replay
-from moelens.data.chess_dataset import build_chess
+from moelens.data.chess.dataset import build_chess
 from moelens.data.commands import ChessDataConfig
 from moelens.data.tokens import TokenData
 from moelens.errors import DataError

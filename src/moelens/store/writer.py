@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from moelens.capture import store_format as fmt
+from moelens.store import format as fmt
 from moelens.rundir import atomic_path, atomic_write_json
 
 
@@ -143,7 +143,7 @@ class ShardWriter:
     def add_expert_rows(self, layer: int, tok: np.ndarray, expert: np.ndarray,
                         values: np.ndarray | None, out_norm: np.ndarray | None) -> None:
         """Rows (token, expert): ``values`` already in the stored representation
-        (:func:`store_format.to_storage`), ``out_norm`` float32 ||expert output||."""
+        (:func:`moelens.store.format.to_storage`), ``out_norm`` float32 ||expert output||."""
         acc = self.rows.get(layer)
         if acc is None:
             return

@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from moelens.data.chess import CHESS_VOCAB, decode, encode
-from moelens.data.chess_blocks import BlockPacker
+from moelens.data.chess.blocks import BlockPacker
 
 
 def _pack(games: list[str], bs: int) -> tuple[list[str], BlockPacker]:

@@ -88,7 +88,7 @@ class ProbeConfig:
 
 
 def _open_store(path: Path):
-    from moelens.capture.store import ActivationStore
+    from moelens.store import ActivationStore
 
     return ActivationStore.open(path)
 

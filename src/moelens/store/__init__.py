@@ -1,0 +1,13 @@
+"""The activation store: a directory holding one capture (see :mod:`.format` for the layout).
+
+Its own subsystem: capture writes stores and every analysis reads them, and no analysis imports
+``moelens.capture``. Readers use :class:`ActivationStore` (``ActivationStore.open(path)``); capture
+writes through :mod:`.writer` (one shard at a time), and its job module
+(``moelens.capture.store_job``) claims, resumes and finalises shards.
+"""
+
+from moelens.store.format import FORMAT_VERSION, SEMANTICS, SPACES
+from moelens.store.reader import ActivationStore
+from moelens.errors import StoreError
+
+__all__ = ["FORMAT_VERSION", "SEMANTICS", "SPACES", "ActivationStore", "StoreError"]

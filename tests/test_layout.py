@@ -1,0 +1,128 @@
+"""The package layout's rules (docs/interfaces.md, "The map"): no import cycles between modules,
+and each subsystem imports only what its row of the map allows.
+
+Imports are read with ``ast`` from the source, function-level (lazy) imports included: a cycle
+hidden behind a lazy import is still a cycle of ideas, and it is what the map forbids.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PKG = SRC / "moelens"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """moelens modules imported by one module (``from a import b`` counts ``a.b`` if a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in known)
+    return {m for m in out if m in known and m != name}
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    known = set(mods)
+    graph = {name: _imports(name, path, known) for name, path in mods.items()}
+    # Importing a submodule imports its packages first; a package's __init__ importing its own
+    # submodules is how packages re-export, not a cycle of ideas, so it is left out.
+    for name, deps in graph.items():
+        graph[name] = {d for d in deps if not name.startswith(d + ".") and not d.startswith(name + ".")}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles():
+    assert _cycles(_graph()) == []
+
+
+def test_cycle_finder_sees_a_lazy_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def _deps_of(prefix: str, graph: dict[str, set[str]]) -> set[str]:
+    return {d for name, deps in graph.items() if name == prefix or name.startswith(prefix + ".")
+            for d in deps}
+
+
+def test_analyses_and_store_never_import_capture():
+    graph = _graph()
+    for sub in ("moelens.analysis", "moelens.store"):
+        bad = sorted(d for d in _deps_of(sub, graph) if d.startswith("moelens.capture"))
+        assert bad == [], f"{sub} imports {bad}"
+
+
+def test_store_imports_only_the_basics():
+    allowed = ("moelens.store", "moelens.errors", "moelens.rundir", "moelens.config")
+    bad = sorted(d for d in _deps_of("moelens.store", _graph()) if not d.startswith(allowed))
+    assert bad == [], bad
+
+
+def test_nothing_downstream_imports_the_build_half_but_adapters():
+    """An analysis never imports a model family's code (DESIGN.md): only adapters do."""
+    graph = _graph()
+    bad = sorted(d for d in _deps_of("moelens.analysis", graph)
+                 if d.startswith(("moelens.models", "moelens.training")))
+    assert bad == [], bad
