@@ -126,3 +126,24 @@ def test_nothing_downstream_imports_the_build_half_but_adapters():
     bad = sorted(d for d in _deps_of("moelens.analysis", graph)
                  if d.startswith(("moelens.models", "moelens.training")))
     assert bad == [], bad
+
+
+SHARED = {"moelens.errors", "moelens.config", "moelens.rundir", "moelens.hf_progress"}
+MAY_IMPORT = {
+    "moelens.models": SHARED,
+    "moelens.training": SHARED | {"moelens.models", "moelens.data"},
+    "moelens.data": SHARED,
+    "moelens.capture": SHARED | {"moelens.data", "moelens.models", "moelens.store"},
+    "moelens.store": SHARED,
+    "moelens.analysis": SHARED | {"moelens.store", "moelens.data"},
+}
+"""The "may import" column of the map in docs/interfaces.md (besides the folder itself)."""
+
+
+def test_each_folder_imports_only_what_the_map_allows():
+    graph = _graph()
+    top = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    bad = sorted((name, d) for name, deps in graph.items() for d in deps
+                 if top(name) in MAY_IMPORT and top(d) != top(name)
+                 and top(d) not in MAY_IMPORT[top(name)])
+    assert bad == [], bad
