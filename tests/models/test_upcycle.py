@@ -103,3 +103,14 @@ def test_cli_reports_user_error_in_one_line(tmp_path):
 
     proc = run_cli("upcycle", "--source", tmp_path / "nothing", "--out", tmp_path / "o")
     assert_user_error(proc, "no config.json")
+
+
+def test_cli_corrupt_source_is_one_line(tmp_path):
+    from clitools import assert_user_error, run_cli
+
+    dense().save_pretrained(tmp_path / "dense")
+    weights = tmp_path / "dense" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    proc = run_cli("upcycle", "--source", tmp_path / "dense", "--out", tmp_path / "o")
+    assert_user_error(proc, "cannot load the model", "model.safetensors")
+    assert not (tmp_path / "o").exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from train_fixtures import backend, one_thread, token_dir, use_backend  # noqa: F401 (pytest fixtures)
+from train_fixtures import (  # noqa: F401 (pytest fixtures)
+    backend, one_thread, text_token_dir, token_dir, trained_run, use_backend)
 from train_helpers import tiny_config
 
 from moelens import cli
@@ -109,3 +110,22 @@ def test_init_from_missing_dir(token_dir, tmp_path, use_backend, capsys):
     cfg.model.n_layer = None
     code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
     _one_line_error(code, capsys, "init_from", "does not exist")
+
+
+@pytest.mark.parametrize("command", ["eval", "train --init_from"])
+def test_corrupt_saved_model_is_one_line(trained_run, text_token_dir, tmp_path, command):
+    """A model.safetensors cut in half (a copy that stopped short) is a user error, not a crash."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_run / "model", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    if command == "eval":
+        proc = _root.run_cli("eval", "--model", model, "--data", text_token_dir, "--device", "cpu",
+                             "--quiet")
+    else:
+        proc = _root.run_cli("train", "--init_from", model, "--data", text_token_dir, "--out",
+                             tmp_path / "run", "--max_iters", "2", "--ctx", "32", "--device",
+                             "cpu", "--quiet")
+    _root.assert_user_error(proc, "cannot load the model", str(model), "model.safetensors")
