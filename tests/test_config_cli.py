@@ -85,3 +85,17 @@ def test_hyphen_and_underscore_flags_are_the_same_setting():
 
     assert config.parse(Cfg, ["--n-games", "5"], prog="t").n_games == 5
     assert config.parse(Cfg, ["--n_games", "6"], prog="t").n_games == 6
+
+
+@dataclass
+class WithPreset:
+    preset: str = "a"
+    """the command's own preset setting"""
+
+
+def test_a_config_field_named_preset_is_not_swallowed():
+    """Without a preset kind, ``--preset`` is the config's own field (upcycle's MoE preset)."""
+    assert config.parse(WithPreset, ["--preset", "b"], prog="t").preset == "b"
+    assert config.parse(WithPreset, [], prog="t").preset == "a"
+    with pytest.raises(TypeError, match="reserves"):  # both at once would be ambiguous
+        config.build_parser(WithPreset, prog="t", preset_kind="train")

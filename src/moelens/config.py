@@ -272,9 +272,19 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_RESERVED = ("preset", "config")
+"""Flags the parser adds in front of a config's own fields: ``--preset`` only for commands with a
+preset kind (others, like upcycle, may have a ``preset`` field of their own), ``--config`` always."""
+
+
 def build_parser(cls: type, prog: str, description: str = "", preset_kind: str | None = None):
     """An argparse parser for ``cls`` with ``--preset`` and ``--config`` in front."""
     parser = _Parser(prog=prog, description=description)
+    reserved = {n for n in _RESERVED if n != "preset" or preset_kind is not None}
+    clash = sorted(reserved & {f.name for f in dataclasses.fields(cls)})
+    if clash:  # the field would be swallowed by the generic flag of the same name
+        raise TypeError(f"{cls.__name__} has a field {clash[0]!r}, which the command line "
+                        "reserves; rename the field")
     if preset_kind is not None:
         names = ", ".join(available_presets(preset_kind))
         parser.add_argument("--preset", default=None,
@@ -289,7 +299,8 @@ def parse(cls: type, argv: list[str], prog: str, description: str = "",
     """Parse ``argv`` into a ``cls`` instance (defaults < preset < --config < flags)."""
     parser = build_parser(cls, prog, description, preset_kind)
     ns = vars(parser.parse_args(argv))
-    preset = ns.pop("preset", None) or default_preset
+    # without a preset kind, ``preset`` (if present) is the config's own field, not the flag
+    preset = (ns.pop("preset", None) if preset_kind is not None else None) or default_preset
     config_file = ns.pop("config", None)
     data: dict[str, Any] = {}
     if preset:

@@ -114,3 +114,19 @@ def test_cli_corrupt_source_is_one_line(tmp_path):
     proc = run_cli("upcycle", "--source", tmp_path / "dense", "--out", tmp_path / "o")
     assert_user_error(proc, "cannot load the model", "model.safetensors")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("preset, router", [("moex", "sparsity"), ("switch", "softmax")])
+def test_cli_readme_example_with_preset(tmp_path, preset, router):
+    """The README's command works as written; --preset picks the MoE settings (not just the
+    default), since the parser's generic --preset flag no longer hides UpcycleConfig.preset."""
+    from clitools import run_cli
+
+    dense(act="relu").save_pretrained(tmp_path / "runs" / "dense" / "model")
+    proc = run_cli("upcycle", "--source", "runs/dense/model", "--out", "runs/moex-upcycled",
+                   "--preset", preset, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "runs" / "moex-upcycled" / "config.json").read_text())
+    assert (saved["ffn"], saved["router"]) == ("moe", router)
+    assert json.loads((tmp_path / "runs" / "moex-upcycled" / "upcycle.json").read_text())[
+        "config"]["preset"] == preset
