@@ -48,6 +48,21 @@ def test_no_weight_decay_on_norms_biases_embeddings(make_model):
     assert any(isinstance(modules[n.rsplit(".", 1)[0]], torch.nn.Embedding) for n in kept)
 
 
+@pytest.mark.parametrize("preset", ["moex", "switch", "dense-gelu"])
+def test_no_weight_decay_on_any_bias(make_model, preset):
+    """With bias=True every bias is kept from decay, the MoE's [M, D] expert biases included."""
+    model = make_model(tiny_spec(preset=preset, bias=True), 32, 32)
+    decay, no_decay = param_groups(model, 0.1)
+    ids = {id(p): n for n, p in model.named_parameters()}
+    decayed = {ids[id(p)] for p in decay["params"]}
+    kept = {ids[id(p)] for p in no_decay["params"]}
+    biases = {n for n in ids.values() if n.rsplit(".", 1)[-1] in ("bias", "b_enc", "b_dec")}
+    assert biases and biases <= kept and not biases & decayed
+    if preset != "dense-gelu":
+        assert any(n.endswith("b_enc") for n in kept)
+        assert {n.rsplit(".", 1)[-1] for n in decayed} >= {"w_enc", "w_dec"}
+
+
 def test_windows_are_a_function_of_seed_and_step():
     s = WindowSampler(np.arange(1000) % 256, ctx=16)
     plan = BatchPlan(batch_size=4, grad_accum=2)
