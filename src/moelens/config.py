@@ -198,20 +198,40 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+PRESET_FLAGS = {"model": "--model.preset"}
+"""Where presets of a kind that no command takes whole are chosen (model presets are named by
+their short name, without the ``model-`` prefix of their file)."""
+
+
+def _elsewhere(name: str, kind: str | None) -> str:
+    """'; NAME is a model preset: pass --model.preset NAME' when that is what the user meant."""
+    for other, flag in PRESET_FLAGS.items():
+        if other == kind:
+            continue
+        short = name[len(other) + 1:] if name.startswith(other + "-") else name
+        if (PRESET_DIR / f"{other}-{short}.yaml").exists():
+            return f"; {short!r} is a {other} preset: pass {flag} {short}"
+    return ""
+
+
 def load_preset(name_or_path: str, kind: str | None = None) -> dict[str, Any]:
     """Settings from a shipped preset name or a YAML file path, without its ``kind`` key."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
+        hint = _elsewhere(str(name_or_path), kind)
         if not path.exists():
+            what = f"{kind} preset" if kind else "preset"
             raise ConfigError(
-                f"unknown preset {name_or_path!r}; choose one of: {', '.join(available_presets(kind))}"
-                " or give a path to a .yaml file"
+                f"unknown {what} {name_or_path!r}; choose one of: "
+                f"{', '.join(available_presets(kind))} or give a path to a .yaml file{hint}"
             )
+    else:
+        hint = ""
     data = _read_yaml(path)
     found = data.pop("kind", None)
     if kind is not None and found is not None and found != kind:
-        raise ConfigError(f"preset {name_or_path!r} is a {found} preset, not a {kind} preset")
+        raise ConfigError(f"preset {name_or_path!r} is a {found} preset, not a {kind} preset{hint}")
     return data
 
 
@@ -289,7 +309,8 @@ def build_parser(cls: type, prog: str, description: str = "", preset_kind: str |
         names = ", ".join(available_presets(preset_kind))
         parser.add_argument("--preset", default=None,
                             help=f"start from a shipped preset ({names}) or a YAML file")
-    parser.add_argument("--config", default=None, help="a YAML file of settings (applied after --preset)")
+    after = " (applied after --preset)" if preset_kind is not None else ""
+    parser.add_argument("--config", default=None, help=f"a YAML file of settings{after}")
     _add_fields(parser, cls)
     return parser
 

@@ -129,3 +129,25 @@ def test_corrupt_saved_model_is_one_line(trained_run, text_token_dir, tmp_path, 
                              tmp_path / "run", "--max_iters", "2", "--ctx", "32", "--device",
                              "cpu", "--quiet")
     _root.assert_user_error(proc, "cannot load the model", str(model), "model.safetensors")
+
+
+def test_a_model_preset_given_to_train_points_at_model_preset(tmp_path):
+    for name in ("moex", "model-moex"):
+        proc = _root.run_cli("train", "--preset", name, "--data", tmp_path, "--out",
+                             tmp_path / "run", "--max_iters", "1")
+        _root.assert_user_error(proc, "not a train preset" if "-" in name else "unknown train preset",
+                                "--model.preset moex")
+    assert not (tmp_path / "run").exists()
+
+
+def test_router_eps_is_set_from_the_command_line(token_dir, tmp_path):
+    flags = ["--data", token_dir, "--ctx", "32", "--batch_size", "4", "--max_iters", "1",
+             "--eval_interval", "0", "--eval_iters", "1", "--device", "cpu", "--quiet",
+             "--model.preset", "moex", "--model.n_layer", "1", "--model.n_head", "2",
+             "--model.n_embd", "16", "--model.num_experts", "4", "--model.expert_width", "8"]
+    proc = _root.run_cli("train", *flags, "--out", tmp_path / "bad", "--model.router_eps", "0")
+    _root.assert_user_error(proc, "router_eps=0")
+    proc = _root.run_cli("train", *flags, "--out", tmp_path / "run", "--model.router_eps", "1e-3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["router_eps"] == pytest.approx(1e-3)

@@ -73,6 +73,8 @@ class ModelSpec:
     """router: a learned softmax router, or MoE-X's sparsity-aware router"""
     router_temperature: float | None = None
     """temperature of the softmax over the kept router scores"""
+    router_eps: float | None = None
+    """epsilon added to the variance inside the sparsity router's erf (numerical safety)"""
     aux_loss_coef: float | None = None
     """weight of the Switch load-balancing loss (0 disables)"""
 
