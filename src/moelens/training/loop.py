@@ -144,6 +144,7 @@ def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
         log.truncate_after(step if step else -1)
     env.barrier()
     layers = moe_layers(raw)
+    ddp.share_routing_stats(list(layers.values()), env)
     model = ddp.wrap(raw, env, device, has_moe=bool(layers))
     model.train()
     plan = BatchPlan(cfg.batch_size, cfg.grad_accum, env.rank, env.world_size)
