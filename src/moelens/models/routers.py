@@ -73,7 +73,9 @@ def load_balancing_loss(routing: Routing, num_experts: int,
     """
     counts = torch.bincount(routing.topk_ids.reshape(-1), minlength=num_experts)
     n_local = routing.topk_ids.shape[0]
-    stats = torch.cat([counts.to(routing.probs.dtype), counts.new_tensor([n_local, 1]).to(routing.probs.dtype)])
+    dtype = routing.probs.dtype
+    sizes = torch.tensor([n_local, 1], dtype=dtype, device=counts.device)  # tokens, processes
+    stats = torch.cat([counts.to(dtype), sizes])
     if reduce is not None:
         stats = reduce(stats.detach())
     counts, n_tokens, n_procs = stats[:num_experts], stats[num_experts], stats[num_experts + 1]
