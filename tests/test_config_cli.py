@@ -85,3 +85,38 @@ def test_hyphen_and_underscore_flags_are_the_same_setting():
 
     assert config.parse(Cfg, ["--n-games", "5"], prog="t").n_games == 5
     assert config.parse(Cfg, ["--n_games", "6"], prog="t").n_games == 6
+
+
+@dataclass
+class WithPreset:
+    preset: str = "a"
+    """the command's own preset setting"""
+
+
+def test_a_config_field_named_preset_is_not_swallowed():
+    """Without a preset kind, ``--preset`` is the config's own field (upcycle's MoE preset)."""
+    assert config.parse(WithPreset, ["--preset", "b"], prog="t").preset == "b"
+    assert config.parse(WithPreset, [], prog="t").preset == "a"
+    with pytest.raises(TypeError, match="reserves"):  # both at once would be ambiguous
+        config.build_parser(WithPreset, prog="t", preset_kind="train")
+
+
+def test_command_group_help_lists_its_subcommands():
+    from clitools import run_cli
+
+    proc = run_cli("data", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("data chess", "data text", "data corpora"):
+        line = next(l for l in proc.stdout.splitlines() if l.strip().startswith(name + " "))
+        assert cli.COMMANDS[name].help in line
+    assert cli.main(["data"]) == 2  # a group alone is still a mistake, with a pointer to --help
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_help_mentions_preset_only_where_there_are_presets(command):
+    from clitools import run_cli
+
+    proc = run_cli(*command.split(), "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    has_presets = cli.COMMANDS[command].preset_kind is not None or command == "upcycle"
+    assert ("--preset" in proc.stdout) == has_presets, proc.stdout

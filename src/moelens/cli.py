@@ -60,15 +60,28 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _group_usage(group: str) -> str:
+    subs = {n: c for n, c in COMMANDS.items() if n.startswith(group + " ")}
+    width = max(len(n) for n in subs)
+    lines = [f"usage: moelens {group} <subcommand> [options]   (moelens {group} <subcommand> "
+             "--help for its options)", "", "subcommands:"]
+    lines += [f"  {name.ljust(width)}  {cmd.help}" for name, cmd in subs.items()]
+    return "\n".join(lines)
+
+
+def _groups() -> set[str]:
+    return {n.split()[0] for n in COMMANDS if " " in n}
+
+
 def _find(argv: list[str]) -> tuple[str, Command, list[str]]:
     for words in (2, 1):
         name = " ".join(argv[:words])
         if len(argv) >= words and name in COMMANDS:
             return name, COMMANDS[name], argv[words:]
-    groups = sorted({n.split()[0] for n in COMMANDS if " " in n})
-    if argv and argv[0] in groups:
+    if argv and argv[0] in _groups():
         subs = [n.split()[1] for n in COMMANDS if n.startswith(argv[0] + " ")]
-        raise MoelensError(f"'moelens {argv[0]}' needs one of: {', '.join(subs)}")
+        raise MoelensError(f"'moelens {argv[0]}' needs one of: {', '.join(subs)} "
+                           f"(see 'moelens {argv[0]} --help')")
     raise MoelensError(
         f"unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)} (see 'moelens --help')"
     )
@@ -85,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         from moelens import __version__
 
         print(f"moelens {__version__}")
+        return 0
+    if argv[0] in _groups() and argv[1:2] in (["-h"], ["--help"], ["help"]):
+        print(_group_usage(argv[0]))
         return 0
     try:
         name, cmd, rest = _find(argv)

@@ -198,20 +198,40 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+PRESET_FLAGS = {"model": "--model.preset"}
+"""Where presets of a kind that no command takes whole are chosen (model presets are named by
+their short name, without the ``model-`` prefix of their file)."""
+
+
+def _elsewhere(name: str, kind: str | None) -> str:
+    """'; NAME is a model preset: pass --model.preset NAME' when that is what the user meant."""
+    for other, flag in PRESET_FLAGS.items():
+        if other == kind:
+            continue
+        short = name[len(other) + 1:] if name.startswith(other + "-") else name
+        if (PRESET_DIR / f"{other}-{short}.yaml").exists():
+            return f"; {short!r} is a {other} preset: pass {flag} {short}"
+    return ""
+
+
 def load_preset(name_or_path: str, kind: str | None = None) -> dict[str, Any]:
     """Settings from a shipped preset name or a YAML file path, without its ``kind`` key."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
+        hint = _elsewhere(str(name_or_path), kind)
         if not path.exists():
+            what = f"{kind} preset" if kind else "preset"
             raise ConfigError(
-                f"unknown preset {name_or_path!r}; choose one of: {', '.join(available_presets(kind))}"
-                " or give a path to a .yaml file"
+                f"unknown {what} {name_or_path!r}; choose one of: "
+                f"{', '.join(available_presets(kind))} or give a path to a .yaml file{hint}"
             )
+    else:
+        hint = ""
     data = _read_yaml(path)
     found = data.pop("kind", None)
     if kind is not None and found is not None and found != kind:
-        raise ConfigError(f"preset {name_or_path!r} is a {found} preset, not a {kind} preset")
+        raise ConfigError(f"preset {name_or_path!r} is a {found} preset, not a {kind} preset{hint}")
     return data
 
 
@@ -272,14 +292,25 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_RESERVED = ("preset", "config")
+"""Flags the parser adds in front of a config's own fields: ``--preset`` only for commands with a
+preset kind (others, like upcycle, may have a ``preset`` field of their own), ``--config`` always."""
+
+
 def build_parser(cls: type, prog: str, description: str = "", preset_kind: str | None = None):
     """An argparse parser for ``cls`` with ``--preset`` and ``--config`` in front."""
     parser = _Parser(prog=prog, description=description)
+    reserved = {n for n in _RESERVED if n != "preset" or preset_kind is not None}
+    clash = sorted(reserved & {f.name for f in dataclasses.fields(cls)})
+    if clash:  # the field would be swallowed by the generic flag of the same name
+        raise TypeError(f"{cls.__name__} has a field {clash[0]!r}, which the command line "
+                        "reserves; rename the field")
     if preset_kind is not None:
         names = ", ".join(available_presets(preset_kind))
         parser.add_argument("--preset", default=None,
                             help=f"start from a shipped preset ({names}) or a YAML file")
-    parser.add_argument("--config", default=None, help="a YAML file of settings (applied after --preset)")
+    after = " (applied after --preset)" if preset_kind is not None else ""
+    parser.add_argument("--config", default=None, help=f"a YAML file of settings{after}")
     _add_fields(parser, cls)
     return parser
 
@@ -289,7 +320,8 @@ def parse(cls: type, argv: list[str], prog: str, description: str = "",
     """Parse ``argv`` into a ``cls`` instance (defaults < preset < --config < flags)."""
     parser = build_parser(cls, prog, description, preset_kind)
     ns = vars(parser.parse_args(argv))
-    preset = ns.pop("preset", None) or default_preset
+    # without a preset kind, ``preset`` (if present) is the config's own field, not the flag
+    preset = (ns.pop("preset", None) if preset_kind is not None else None) or default_preset
     config_file = ns.pop("config", None)
     data: dict[str, Any] = {}
     if preset:

@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
 from model_helpers import one_thread, tiny_config, tiny_model  # noqa: F401 (autouse fixture)
 from moelens.errors import ConfigError
-from moelens.models import DenseMLP, MoELayer, MoelensConfig, model_config
+from moelens.models import DenseMLP, MoELayer, MoelensConfig, MoelensForCausalLM, model_config
 from moelens.models.presets import model_presets
 
 KINDS = {
@@ -157,3 +157,40 @@ def test_kv_cache_gives_the_same_logits_and_tokens(kind):
     mask[:, 2:] = 1
     out = model.generate(pad, attention_mask=mask, max_new_tokens=6, do_sample=False, use_cache=True)
     assert torch.equal(out[:, 2:], cached[:1])
+
+
+def _file_offsets(path) -> dict[str, int]:
+    """Byte offset of every tensor in a safetensors file (8-byte length, JSON header, data)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    return {k: 8 + n + v["data_offsets"][0] for k, v in header.items() if k != "__metadata__"}
+
+
+def test_reloaded_expert_weights_are_aligned_for_grouped_mm(tmp_path, monkeypatch):
+    """A reloaded sparsity-router model runs the grouped GEMM and gives bitwise equal logits.
+
+    This shape puts the expert weights 8 bytes off a 16-byte boundary in model.safetensors, so
+    a loader that kept views into the memory-mapped file would silently take the per-expert
+    loop (whose sums round differently) instead.
+    """
+    from moelens.models import dispatch as dsp
+
+    torch.manual_seed(0)
+    model = MoelensForCausalLM(MoelensConfig(
+        vocab_size=32, n_positions=1024, n_layer=2, n_head=2, n_embd=128, ffn="moe",
+        num_experts=8, top_k=2, expert_width=128, router="sparsity")).eval()
+    ids = torch.randint(0, 32, (2, 10), generator=torch.Generator().manual_seed(0))
+    chosen: list[str] = []
+    pick = dsp.pick_backend
+    monkeypatch.setattr(dsp, "pick_backend", lambda *a: chosen.append(pick(*a)) or chosen[-1])
+    logits = model(ids).logits
+    assert chosen == ["grouped_mm"] * 2
+    model.save_pretrained(tmp_path)
+    offsets = _file_offsets(tmp_path / "model.safetensors")
+    assert any(offsets[k] % 16 for k in offsets if k.endswith(("w_enc", "w_dec")))  # the hazard
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert all(p.data_ptr() % 16 == 0 for p in loaded.parameters())
+    chosen.clear()
+    assert torch.equal(loaded(ids).logits, logits)
+    assert chosen == ["grouped_mm"] * 2

@@ -75,3 +75,23 @@ def test_load_balancing_loss_formula():
     torch.testing.assert_close(load_balancing_loss(r, 4), expected)
     uniform = route(torch.zeros(8, 4), top_k=4, temperature=1.0)
     assert abs(float(load_balancing_loss(uniform, 4)) - 1.0) < 1e-6  # balanced minimum is 1
+
+
+def test_load_balancing_loss_over_processes_equals_one_process():
+    """Two halves of a batch whose statistics are summed (as all-reduce does) give, averaged,
+    the loss of the whole batch and its gradient (data parallel training averages gradients)."""
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(40, 6, generator=gen, requires_grad=True)
+    whole = load_balancing_loss(route(scores, top_k=2, temperature=1.0), 6)
+    (g_whole,) = torch.autograd.grad(whole, scores)
+
+    halves = [route(s, top_k=2, temperature=1.0) for s in scores.split([24, 16])]  # unequal
+    local = [torch.cat([torch.bincount(h.topk_ids.reshape(-1), minlength=6).float(),
+                        torch.tensor([float(h.topk_ids.shape[0]), 1.0])]) for h in halves]
+    total = local[0] + local[1]
+    losses = [load_balancing_loss(h, 6, reduce=lambda t: total) for h in halves]
+    mean = (losses[0] + losses[1]) / 2
+    (g_mean,) = torch.autograd.grad(mean, scores)
+    torch.testing.assert_close(mean, whole, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g_mean, g_whole, rtol=1e-5, atol=1e-7 * g_whole.abs().max().item())
+    assert not torch.allclose(losses[0], losses[1])  # each process's share differs

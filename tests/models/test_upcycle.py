@@ -9,7 +9,6 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from model_helpers import one_thread, tiny_model  # noqa: F401 (autouse fixture)
-from moelens.errors import CheckpointError, ConfigError
 from moelens.models import MoELayer
 from moelens.models.upcycle import UpcycleConfig, expert_units, run, upcycle_model
 
@@ -39,8 +38,6 @@ def test_cli_upcycle_same_width_is_exact(tmp_path):
     for d_out, m_out in layer_pairs(src, moe, x):
         torch.testing.assert_close(m_out, d_out, atol=1e-5, rtol=0)
     torch.testing.assert_close(moe(IDS).logits, src(IDS).logits, atol=1e-5, rtol=0)
-    with pytest.raises(ConfigError, match="already exists"):
-        run(cfg)
 
 
 def test_partition_with_uniform_weights_is_exact():
@@ -84,22 +81,49 @@ def test_wider_experts_are_padded_and_exact():
 
 
 def test_upcycle_user_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="no config.json"):
-        run(UpcycleConfig(source=tmp_path / "missing", out=tmp_path / "o"))
-    src = dense(act="relu")
-    src.save_pretrained(tmp_path / "d")
-    with pytest.raises(ConfigError, match="top_k=9"):
-        run(UpcycleConfig(source=tmp_path / "d", out=tmp_path / "o", top_k=9))
-    assert not (tmp_path / "o").exists()
-    tiny_model(ffn="dense", ffn_act="geglu").save_pretrained(tmp_path / "g")
-    with pytest.raises(ConfigError, match="geglu"):
-        run(UpcycleConfig(source=tmp_path / "g", out=tmp_path / "o"))
-    with pytest.raises(ConfigError, match="--source"):
-        UpcycleConfig()
-
-
-def test_cli_reports_user_error_in_one_line(tmp_path):
     from clitools import assert_user_error, run_cli
 
-    proc = run_cli("upcycle", "--source", tmp_path / "nothing", "--out", tmp_path / "o")
-    assert_user_error(proc, "no config.json")
+    assert_user_error(run_cli("upcycle", "--source", tmp_path / "missing", "--out", tmp_path / "o"),
+                      "no config.json")
+    dense(act="relu").save_pretrained(tmp_path / "d")
+    assert_user_error(run_cli("upcycle", "--source", tmp_path / "d", "--out", tmp_path / "o",
+                              "--top_k", "9"), "top_k=9")
+    assert not (tmp_path / "o").exists()
+    tiny_model(ffn="dense", ffn_act="geglu").save_pretrained(tmp_path / "g")
+    assert_user_error(run_cli("upcycle", "--source", tmp_path / "g", "--out", tmp_path / "o"),
+                      "geglu")
+    assert_user_error(run_cli("upcycle", "--out", tmp_path / "o"), "--source")
+    assert_user_error(run_cli("upcycle", "--source", tmp_path / "d", "--out", tmp_path / "o",
+                              "--preset", "nope"), "unknown model preset 'nope'")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep.txt").write_text("x")
+    assert_user_error(run_cli("upcycle", "--source", tmp_path / "d", "--out", tmp_path / "o"),
+                      "already exists", "--overwrite")
+    assert (tmp_path / "o" / "keep.txt").exists()
+
+
+def test_cli_corrupt_source_is_one_line(tmp_path):
+    from clitools import assert_user_error, run_cli
+
+    dense().save_pretrained(tmp_path / "dense")
+    weights = tmp_path / "dense" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    proc = run_cli("upcycle", "--source", tmp_path / "dense", "--out", tmp_path / "o")
+    assert_user_error(proc, "cannot load the model", "model.safetensors")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("preset, router", [("moex", "sparsity"), ("switch", "softmax")])
+def test_cli_readme_example_with_preset(tmp_path, preset, router):
+    """The README's command works as written; --preset picks the MoE settings (not just the
+    default), since the parser's generic --preset flag no longer hides UpcycleConfig.preset."""
+    from clitools import run_cli
+
+    dense(act="relu").save_pretrained(tmp_path / "runs" / "dense" / "model")
+    proc = run_cli("upcycle", "--source", "runs/dense/model", "--out", "runs/moex-upcycled",
+                   "--preset", preset, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "runs" / "moex-upcycled" / "config.json").read_text())
+    assert (saved["ffn"], saved["router"]) == ("moe", router)
+    assert json.loads((tmp_path / "runs" / "moex-upcycled" / "upcycle.json").read_text())[
+        "config"]["preset"] == preset

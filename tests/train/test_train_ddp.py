@@ -5,8 +5,9 @@ the single-process one up to float summation order. Tolerances: 1e-5 relative on
 training and validation loss; 1e-4 relative (norm of the difference over norm) on all final
 weights together. Weights agree less tightly than losses because a parameter whose exact
 gradient is zero (the attention key bias) gets pure rounding noise, which Adam's normalised
-update turns into steps of size lr (all other tensors agree to ~1e-7). The MoE auxiliary loss
-is per process (it depends on batch-level routing fractions), so this test turns it off.
+update turns into steps of size lr (all other tensors agree to ~1e-7). The MoE auxiliary
+load-balancing loss is on (0.01, as in the presets): it depends on the routing fractions of the
+whole batch, which the processes sum between them, so it must not make two processes drift.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
@@ -28,6 +29,10 @@ from moelens.training.command import run
 from moelens.training.metrics import MetricsLog
 
 
+AUX = 0.01
+"""the presets' aux_loss_coef"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,7 +41,7 @@ def _free_port() -> int:
 
 def test_two_processes_match_one(token_dir, tmp_path):
     settings = dict(max_iters=8, grad_accum=2, batch_size=8, eval_interval=4, ckpt_interval=4,
-                    model=tiny_spec(aux_loss_coef=0.0))
+                    model=tiny_spec(aux_loss_coef=AUX))
     single = tmp_path / "single"
     assert run(tiny_config(token_dir, single, **settings), make_backend()) == 0
 
@@ -47,7 +52,7 @@ def test_two_processes_match_one(token_dir, tmp_path):
              "--log_interval", "1", "--ckpt_interval", "4", "--device", "cpu", "--dtype", "fp32",
              "--quiet", "--model.preset", "moex", "--model.n_layer", "2", "--model.n_head", "2",
              "--model.n_embd", "32", "--model.num_experts", "4", "--model.top_k", "2",
-             "--model.expert_width", "16", "--model.aux_loss_coef", "0"]
+             "--model.expert_width", "16", "--model.aux_loss_coef", str(AUX)]
     for attempt in range(2):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(_free_port()), "-m", "moelens", "train", *flags,
@@ -73,4 +78,9 @@ def test_two_processes_match_one(token_dir, tmp_path):
     flat_a = torch.cat([wa[k].flatten() for k in sorted(wa)])
     flat_b = torch.cat([wb[k].flatten() for k in sorted(wa)])
     assert ((flat_a - flat_b).norm() / flat_a.norm()).item() < 1e-4
+    aux = [r["aux_loss"] for r in two if "aux_loss" in r]
+    assert aux and min(aux) > AUX * 0.5  # the aux loss really was on (its minimum is AUX)
+    for a, b in zip(one, two):
+        if "aux_loss" in a:
+            assert b["aux_loss"] == pytest.approx(a["aux_loss"], rel=1e-5), a["iter"]
     assert all(torch.isfinite(w).all() for w in wb.values())

@@ -1,4 +1,7 @@
-"""Bad input to ``moelens train`` / ``moelens eval``: one line on stderr, exit 2, no traceback."""
+"""Bad input to ``moelens train`` / ``moelens eval``: one line on stderr, exit 2, no traceback.
+
+Every case runs ``moelens`` in its own process, as a user types it (``clitools.run_cli``).
+"""
 
 # ruff: noqa: F811  (pytest fixtures imported from train_fixtures are redefined as arguments)
 
@@ -9,22 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from train_fixtures import backend, one_thread, token_dir, use_backend  # noqa: F401 (pytest fixtures)
+from train_fixtures import (  # noqa: F401 (pytest fixtures)
+    backend, one_thread, text_token_dir, token_dir, trained_run)
 from train_helpers import tiny_config
 
-from moelens import cli
 from moelens.config import to_dict
 from moelens.training.command import run
 
 import clitools as _root  # run_cli, assert_user_error
 
 
-def _one_line_error(code: int, capsys, *needles: str) -> str:
-    err = [e for e in capsys.readouterr().err.strip().splitlines() if e.strip()]
-    assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
-    for n in needles:
-        assert n.lower() in err[0].lower(), err[0]
-    return err[0]
+def _train_error(*args, needles: tuple[str, ...]) -> None:
+    _root.assert_user_error(_root.run_cli("train", *args), *needles)
 
 
 def test_missing_data_dir_exit_2(tmp_path):
@@ -43,22 +42,30 @@ def test_missing_data_dir_exit_2(tmp_path):
     (["--dtype", "fp16"], "fp16"),
     (["--model.ffn", "sparse"], "model.ffn"),
     (["--ctx", "many"], "ctx"),
+    (["--warmup_iters", "-1"], "warmup_iters"),
+    (["--lr", "nan"], "lr=nan"),
+    (["--lr", "0", "--min_lr", "0"], "lr=0"),
+    (["--grad_clip", "-1"], "grad_clip"),
+    (["--stop_after", "0"], "stop_after"),
 ])
-def test_nonsense_values_are_config_errors(tmp_path, flags, needle, capsys):
-    code = cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-                     "--max_iters", "5", *flags])
-    _one_line_error(code, capsys, needle)
+def test_nonsense_values_are_config_errors(tmp_path, flags, needle):
+    _train_error("--data", tmp_path, "--out", tmp_path / "run", "--max_iters", "5", *flags,
+                 needles=(needle,))
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_required_paths(tmp_path, capsys):
-    _one_line_error(cli.main(["train", "--max_iters", "5"]), capsys, "--data")
-    _one_line_error(cli.main(["eval", "--data", str(tmp_path)]), capsys, "--model")
+def test_missing_step_count_is_a_config_error(tmp_path):
+    _train_error("--data", tmp_path, "--out", tmp_path / "run", needles=("exactly one of",))
 
 
-def test_eval_missing_model_exit_2(token_dir, tmp_path, capsys):
-    code = cli.main(["eval", "--model", str(tmp_path / "nope"), "--data", str(token_dir)])
-    _one_line_error(code, capsys, "does not exist")
+def test_missing_required_paths(tmp_path):
+    _train_error("--max_iters", "5", needles=("--data",))
+    _root.assert_user_error(_root.run_cli("eval", "--data", tmp_path), "--model")
+
+
+def test_eval_missing_model_exit_2(token_dir, tmp_path):
+    proc = _root.run_cli("eval", "--model", tmp_path / "nope", "--data", token_dir)
+    _root.assert_user_error(proc, "does not exist")
 
 
 def _config_file(cfg, path: Path) -> Path:
@@ -67,7 +74,7 @@ def _config_file(cfg, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["truncate_model", "truncate_state_unchecked", "lose_index"])
-def test_corrupt_checkpoint_on_resume(token_dir, tmp_path, backend, use_backend, capsys, damage):
+def test_corrupt_checkpoint_on_resume(token_dir, tmp_path, backend, damage):
     out = tmp_path / "run"
     cfg = tiny_config(token_dir, out, max_iters=8, stop_after=3, eval_interval=0)
     assert run(cfg, backend) == 0
@@ -87,25 +94,66 @@ def test_corrupt_checkpoint_on_resume(token_dir, tmp_path, backend, use_backend,
         (ckpt / "latest.json").write_text("{not json")
         needles = ("unreadable",)
     cfg.stop_after, cfg.resume = None, True
-    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
-    _one_line_error(code, capsys, *needles)
+    _train_error("--config", _config_file(cfg, tmp_path / "c.yaml"), needles=needles)
     assert not (out / "DONE").exists()
 
 
-def test_unfinished_run_needs_resume_or_overwrite(token_dir, tmp_path, backend, use_backend, capsys):
+def test_unfinished_run_needs_resume_or_overwrite(token_dir, tmp_path, backend):
     out = tmp_path / "run"
     cfg = tiny_config(token_dir, out, max_iters=8, stop_after=2, eval_interval=0)
     assert run(cfg, backend) == 0
     cfg.stop_after = None
-    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
-    _one_line_error(code, capsys, "unfinished", "--resume", "--overwrite")
-    cfg.overwrite = True
-    assert cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))]) == 0
+    config = _config_file(cfg, tmp_path / "c.yaml")
+    _train_error("--config", config, needles=("unfinished", "--resume", "--overwrite"))
+    _train_error("--config", config, "--resume", "--seed", "1", needles=("cannot resume", "seed"))
+    assert not (out / "DONE").exists()
+    proc = _root.run_cli("train", "--config", config, "--overwrite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "DONE").exists()
 
 
-def test_init_from_missing_dir(token_dir, tmp_path, use_backend, capsys):
-    cfg = tiny_config(token_dir, tmp_path / "run", init_from=tmp_path / "nope")
-    cfg.model.n_layer = None
-    code = cli.main(["train", "--config", str(_config_file(cfg, tmp_path / "c.yaml"))])
-    _one_line_error(code, capsys, "init_from", "does not exist")
+def test_init_from_missing_dir(token_dir, tmp_path):
+    _train_error("--data", token_dir, "--out", tmp_path / "run", "--max_iters", "2",
+                 "--init_from", tmp_path / "nope", needles=("init_from", "does not exist"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "train --init_from"])
+def test_corrupt_saved_model_is_one_line(trained_run, text_token_dir, tmp_path, command):
+    """A model.safetensors cut in half (a copy that stopped short) is a user error, not a crash."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_run / "model", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    if command == "eval":
+        proc = _root.run_cli("eval", "--model", model, "--data", text_token_dir, "--device", "cpu",
+                             "--quiet")
+    else:
+        proc = _root.run_cli("train", "--init_from", model, "--data", text_token_dir, "--out",
+                             tmp_path / "run", "--max_iters", "2", "--ctx", "32", "--device",
+                             "cpu", "--quiet")
+    _root.assert_user_error(proc, "cannot load the model", str(model), "model.safetensors")
+
+
+def test_a_model_preset_given_to_train_points_at_model_preset(tmp_path):
+    for name in ("moex", "model-moex"):
+        proc = _root.run_cli("train", "--preset", name, "--data", tmp_path, "--out",
+                             tmp_path / "run", "--max_iters", "1")
+        _root.assert_user_error(proc, "not a train preset" if "-" in name else "unknown train preset",
+                                "--model.preset moex")
+    assert not (tmp_path / "run").exists()
+
+
+def test_router_eps_is_set_from_the_command_line(token_dir, tmp_path):
+    flags = ["--data", token_dir, "--ctx", "32", "--batch_size", "4", "--max_iters", "1",
+             "--eval_interval", "0", "--eval_iters", "1", "--device", "cpu", "--quiet",
+             "--model.preset", "moex", "--model.n_layer", "1", "--model.n_head", "2",
+             "--model.n_embd", "16", "--model.num_experts", "4", "--model.expert_width", "8"]
+    proc = _root.run_cli("train", *flags, "--out", tmp_path / "bad", "--model.router_eps", "0")
+    _root.assert_user_error(proc, "router_eps=0")
+    proc = _root.run_cli("train", *flags, "--out", tmp_path / "run", "--model.router_eps", "1e-3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["router_eps"] == pytest.approx(1e-3)

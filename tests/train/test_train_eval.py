@@ -73,9 +73,10 @@ def test_eval_random_batches_and_train_split(trained_run, token_dir, use_backend
     assert capsys.readouterr().out.startswith("train loss")
 
 
-def test_eval_rejects_a_context_longer_than_the_model(trained_run, token_dir, use_backend, capsys):
-    limit = use_backend.load_model(trained_run / "model").config.n_positions
-    code = cli.main(["eval", "--model", str(trained_run / "model"), "--data", str(token_dir),
-                     "--ctx", str(limit + 1), "--device", "cpu"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and f"{limit} positions" in err[0]
+def test_eval_rejects_a_context_longer_than_the_model(trained_run, token_dir, backend):
+    from clitools import assert_user_error, run_cli
+
+    limit = backend.load_model(trained_run / "model").config.n_positions
+    proc = run_cli("eval", "--model", trained_run / "model", "--data", token_dir,
+                   "--ctx", str(limit + 1), "--device", "cpu")
+    assert_user_error(proc, f"{limit} positions", "--ctx")

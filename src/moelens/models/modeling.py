@@ -120,7 +120,26 @@ class MoelensPreTrainedModel(PreTrainedModel):
         """As PreTrainedModel.from_pretrained, but weights are read from safetensors only (a
         pickled ``pytorch_model.bin`` is refused unless use_safetensors=False is passed)."""
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(*args, **kwargs)
+        model = super().from_pretrained(*args, **kwargs)
+        model.align_weights()
+        return model
+
+    @torch.no_grad()
+    def align_weights(self, alignment: int = 16) -> int:
+        """Give every parameter and buffer storage aligned to ``alignment`` bytes; returns how
+        many were copied.
+
+        Loaded weights may be views into the memory-mapped safetensors file, whose tensors are
+        only 8-byte aligned (where they land depends on the header's length). The MoE dispatcher
+        needs 16-byte aligned expert weights for grouped_mm and would otherwise fall back to the
+        slower per-expert loop, whose sums round differently; a fresh copy is always aligned.
+        """
+        moved = 0
+        for tensor in [*self.parameters(), *self.buffers()]:
+            if tensor.numel() and tensor.data_ptr() % alignment:
+                tensor.data = tensor.data.clone(memory_format=torch.contiguous_format)
+                moved += 1
+        return moved
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -52,6 +52,9 @@ class MoELayer(nn.Module):
         """dispatch backend: auto, grouped_mm or segments (see moelens.models.dispatch)"""
         self.observer: Callable[..., None] | None = None
         """capture hook, called once per forward with the routed rows (see docs/interfaces.md)"""
+        self.reduce_stats: Callable[[torch.Tensor], torch.Tensor] | None = None
+        """sums a tensor over the processes sharing a batch; set by a data-parallel trainer so
+        that training forwards balance the load of the global batch (see load_balancing_loss)"""
         self.aux_loss: torch.Tensor = torch.zeros(())
         """alpha * Switch load-balancing loss of the last forward (0 when aux_loss_coef is 0)"""
         self.last_stats: dict[str, float | list[float]] = {}
@@ -77,7 +80,10 @@ class MoELayer(nn.Module):
         if self.b_dec is not None:
             y = y + self.b_dec
         if self.aux_loss_coef > 0:
-            self.aux_loss = self.aux_loss_coef * load_balancing_loss(r, self.num_experts)
+            # only training forwards are collective: every process runs them in step, while
+            # an evaluation or generation may run on one process alone
+            reduce = self.reduce_stats if self.training else None
+            self.aux_loss = self.aux_loss_coef * load_balancing_loss(r, self.num_experts, reduce)
         else:
             self.aux_loss = x.new_zeros(())
         if self.training and self.record_stats:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -54,12 +55,33 @@ def route(scores: torch.Tensor, top_k: int, temperature: float) -> Routing:
     return Routing(probs=probs, topk_ids=top_ids, topk_weights=weights.to(scores.dtype))
 
 
-def load_balancing_loss(routing: Routing, num_experts: int) -> torch.Tensor:
+def load_balancing_loss(routing: Routing, num_experts: int,
+                        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Switch loss M * sum_j f_j * P_j (without alpha): f_j = fraction of routed (token, slot)
-    pairs sent to expert j (so sum f = 1 for any k), P_j = mean router probability of j."""
+    pairs sent to expert j (so sum f = 1 for any k), P_j = mean router probability of j.
+
+    ``reduce`` sums a tensor over the processes that share one batch (data parallel). f and
+    P are then those of the whole global batch, so two processes balance the same statistics
+    as one process on both halves. f needs no gradient and is summed directly. P does: each
+    process returns this share of the global loss,
+
+        L_r = M * sum_j f_j * P_j^(r) * (N_r * W / N)     (N_r local tokens, N global, W processes)
+
+    whose mean over processes is the global loss and whose gradient, averaged over processes
+    as data parallel training does, is the global loss's gradient -- without a collective in
+    the backward pass. With one process the factor is exactly 1.
+    """
     counts = torch.bincount(routing.topk_ids.reshape(-1), minlength=num_experts)
-    f = counts.to(routing.probs.dtype) / routing.topk_ids.numel()
-    return num_experts * (f * routing.probs.mean(dim=0)).sum()
+    n_local = routing.topk_ids.shape[0]
+    dtype = routing.probs.dtype
+    sizes = torch.tensor([n_local, 1], dtype=dtype, device=counts.device)  # tokens, processes
+    stats = torch.cat([counts.to(dtype), sizes])
+    if reduce is not None:
+        stats = reduce(stats.detach())
+    counts, n_tokens, n_procs = stats[:num_experts], stats[num_experts], stats[num_experts + 1]
+    f = counts / (n_tokens * routing.topk_ids.shape[-1])
+    share = n_local * n_procs / n_tokens
+    return num_experts * (f * routing.probs.mean(dim=0)).sum() * share
 
 
 class SoftmaxRouter(nn.Module):

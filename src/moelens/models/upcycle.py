@@ -32,10 +32,11 @@ from typing import Any
 
 import torch
 
-from moelens.errors import CheckpointError, ConfigError
+from moelens.errors import ConfigError
 from moelens.models.config import MoelensConfig
 from moelens.models.modeling import MoelensForCausalLM
 from moelens.models.presets import model_settings
+from moelens.models.saved import load_saved_model
 from moelens.rundir import atomic_dir, atomic_write_json, provenance
 
 MOE_FIELDS = ("num_experts", "top_k", "expert_width", "expert_act", "router", "router_temperature",
@@ -117,13 +118,7 @@ def upcycle_ffn(c_fc_w: torch.Tensor, c_fc_b: torch.Tensor | None, c_proj_w: tor
 
 
 def _load_dense(source: Path) -> MoelensForCausalLM:
-    if not (source / "config.json").is_file():
-        raise CheckpointError(f"{source} has no config.json; give the directory a dense moelens model was saved to")
-    try:
-        model = MoelensForCausalLM.from_pretrained(source, use_safetensors=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"cannot load {source} as a moelens model ({str(exc).splitlines()[0]}); "
-                              "check it holds config.json and model.safetensors") from None
+    model = load_saved_model(source, MoelensForCausalLM, what="a dense moelens model")
     if model.config.ffn != "dense":
         raise ConfigError(f"{source} is already an MoE model (ffn={model.config.ffn}); upcycle a dense model")
     if model.config.ffn_act not in ("gelu", "relu"):

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from moelens.errors import CheckpointError, ConfigError, DataError, MoelensError
-from moelens.hf_progress import quiet_hf_progress
+from moelens.errors import ConfigError, DataError, MoelensError
 
 
 class TokenSource(Protocol):
@@ -58,20 +57,9 @@ def build_model(spec: Any, vocab_size: int, ctx: int):
 
 def load_model(path: Path):
     """A saved causal LM directory (a moelens model, or any local Hugging Face causal LM)."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path} is not a saved model directory (no config.json); give the "
-                              "'model' folder of a finished training run")
-    importlib.import_module("moelens.models")  # registers model_type "moelens" with the Auto classes
-    from transformers import AutoModelForCausalLM
-
-    try:
-        with quiet_hf_progress():  # a "Loading weights" bar would break one-line errors
-            return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load the model in {path} ({first}); check the directory "
-                              "or retrain") from None
+    saved = importlib.import_module("moelens.models.saved")
+    return saved.load_saved_model(Path(path), what="a model ('model' folder of a finished "
+                                                   "training run)")
 
 
 def open_tokens(path: Path) -> TokenSource:

@@ -73,6 +73,8 @@ class ModelSpec:
     """router: a learned softmax router, or MoE-X's sparsity-aware router"""
     router_temperature: float | None = None
     """temperature of the softmax over the kept router scores"""
+    router_eps: float | None = None
+    """epsilon added to the variance inside the sparsity router's erf (numerical safety)"""
     aux_loss_coef: float | None = None
     """weight of the Switch load-balancing loss (0 disables)"""
 
@@ -196,11 +198,28 @@ class TrainConfig:
 
 
 def run(cfg: TrainConfig, backend: Backend | None = None) -> int:
-    """Train (or resume, or skip a finished run) as ``cfg`` says; returns the exit code.
+    """Train (or resume, or skip a finished run) as ``cfg`` says, and say where the results are.
 
     ``backend`` supplies the model builder/loader and the token reader; the default uses
     ``moelens.models`` and ``moelens.data.tokens`` (tests may inject another).
     """
+    from moelens.training.checkpoint import CKPT_DIR
     from moelens.training.loop import train
 
-    return train(cfg, backend)
+    cfg.check_paths()
+    done = train(cfg, backend)
+    if not done.is_main:
+        return 0
+    if done.status == "skipped":
+        print(f"moelens train: {done.out} already finished (val loss "
+              f"{done.summary.get('val_loss')}); model in {done.summary.get('model')}; pass "
+              "--overwrite to train again")
+    elif done.status == "stopped":
+        print(f"moelens train: stopped after step {done.step} of {done.total}; checkpoint in "
+              f"{done.out / CKPT_DIR}; rerun with --resume to continue")
+    else:
+        sm = done.summary
+        print(f"moelens train: val loss {sm['val_loss']:.4f} (perplexity "
+              f"{sm['val_perplexity']:.3f}) after {done.total} steps ({sm['tokens']:,} tokens); "
+              f"model saved to {sm['model']}")
+    return 0

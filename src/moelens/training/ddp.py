@@ -4,8 +4,9 @@ torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; without them training
 process and every helper here is a no-op. The backend is NCCL on GPUs and gloo on CPU. Only
 rank 0 writes files; every rank computes the same decisions from the same inputs.
 
-MoE auxiliary losses and router statistics are computed per rank on that rank's slice of the
-batch (as in every data-parallel MoE trainer); only gradients and logged losses are averaged.
+The MoE auxiliary loss balances the load of the global batch: each MoE layer sums its routing
+counts over the processes (:func:`share_routing_stats`), so N processes train like one. The
+logged router statistics (``moe`` in metrics.jsonl) are rank 0's slice of the batch.
 """
 
 from __future__ import annotations
@@ -111,3 +112,18 @@ def no_sync(model: nn.Module, last_micro: bool) -> contextlib.AbstractContextMan
     if last_micro or not hasattr(model, "no_sync"):
         return contextlib.nullcontext()
     return model.no_sync()
+
+
+def _sum_over_processes(t: torch.Tensor) -> torch.Tensor:
+    out = t.clone()
+    dist.all_reduce(out)
+    return out
+
+
+def share_routing_stats(layers: list[nn.Module], env: DistEnv) -> None:
+    """Make the MoE layers' auxiliary loss use the global batch's routing statistics (a no-op
+    for a single process). Every process then runs one small all-reduce per layer and
+    training forward, in the same order."""
+    for mlp in layers:
+        if hasattr(mlp, "reduce_stats"):
+            mlp.reduce_stats = _sum_over_processes if env.enabled else None

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -94,17 +94,34 @@ def _make_model(s: Setup, backend: backend_mod.Backend) -> nn.Module:
     return model.to(s.device)
 
 
-def train(cfg: Any, backend: backend_mod.Backend | None = None) -> int:
-    """Run ``moelens train``; see :mod:`moelens.training.command` for the run directory layout."""
+@dataclass
+class Outcome:
+    """What :func:`train` did, for the command to report (only the main process reports)."""
+
+    status: Literal["skipped", "stopped", "finished"]
+    """skipped: the run had finished before; stopped: --stop_after left a checkpoint; finished"""
+    out: Path
+    """the run directory"""
+    step: int
+    """optimizer steps done so far"""
+    total: int
+    """optimizer steps of the whole run"""
+    is_main: bool
+    """whether this is the process that writes files and reports (rank 0)"""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """the run's summary.json (finished or skipped runs): val_loss, val_perplexity, tokens, model"""
+
+
+def train(cfg: Any, backend: backend_mod.Backend | None = None) -> Outcome:
+    """Train, resume or skip as ``cfg`` says; see :mod:`moelens.training.command` for the run
+    directory layout."""
     backend = backend or backend_mod.default_backend()
     cfg.check_paths()
     decision = stage.decide(cfg)  # read-only; a finished run is skipped without reading data
     if decision == "skip":
-        if ddp.from_environment().is_main:
-            done = stage.finished_summary(cfg.out)
-            print(f"moelens train: {cfg.out} already finished (val loss {done.get('val_loss')}); "
-                  f"model in {done.get('model')}; pass --overwrite to train again")
-        return 0
+        done = stage.finished_summary(cfg.out)
+        return Outcome("skipped", Path(cfg.out), int(done.get("iters") or 0),
+                       int(done.get("iters") or 0), ddp.from_environment().is_main, done)
     s = _setup(cfg, backend)
     ddp.init(s.env, s.device)
     threads = torch.get_num_threads()
@@ -119,7 +136,7 @@ def train(cfg: Any, backend: backend_mod.Backend | None = None) -> int:
         ddp.shutdown(s.env)
 
 
-def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
+def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> Outcome:
     cfg, env, device = s.cfg, s.env, s.device
     out = Path(cfg.out)
     raw = _make_model(s, backend)
@@ -144,6 +161,7 @@ def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
         log.truncate_after(step if step else -1)
     env.barrier()
     layers = moe_layers(raw)
+    ddp.share_routing_stats(list(layers.values()), env)
     model = ddp.wrap(raw, env, device, has_moe=bool(layers))
     model.train()
     plan = BatchPlan(cfg.batch_size, cfg.grad_accum, env.rank, env.world_size)
@@ -196,17 +214,15 @@ def _train(s: Setup, backend: backend_mod.Backend, decision: str) -> int:
             _save_checkpoint(out, step, raw, opt, env, device)
         if stop:
             bar.close()
-            if env.is_main:
-                print(f"moelens train: stopped after step {step} of {s.total}; checkpoint in "
-                      f"{out / checkpoint.CKPT_DIR}; rerun with --resume to continue")
-            return 0
+            return Outcome("stopped", out, step, s.total, env.is_main)
     bar.close()
     if val_loss is None:
         val_loss = validate()
+    summary: dict[str, Any] = {}
     if env.is_main:
-        _finish(s, raw, loss, val_loss, val_start, time.perf_counter() - started)
+        summary = _finish(s, raw, loss, val_loss, val_start, time.perf_counter() - started)
     env.barrier()
-    return 0
+    return Outcome("finished", out, step, s.total, env.is_main, summary)
 
 
 def _step(model: nn.Module, raw: nn.Module, opt: torch.optim.Optimizer, s: Setup, plan: BatchPlan,
@@ -241,7 +257,7 @@ def _save_checkpoint(out: Path, step: int, raw: nn.Module, opt: torch.optim.Opti
 
 
 def _finish(s: Setup, raw: nn.Module, loss: float, val_loss: float, val_start: float | None,
-            seconds: float) -> None:
+            seconds: float) -> dict[str, Any]:
     cfg, out = s.cfg, Path(s.cfg.out)
     meta = s.tokens.meta
     training = {"ctx": cfg.ctx, "data": str(cfg.data), "data_kind": meta.get("kind"),
@@ -260,5 +276,4 @@ def _finish(s: Setup, raw: nn.Module, loss: float, val_loss: float, val_start: f
     atomic_write_json(out / "summary.json", summary)
     Stage(out).finish(summary)
     shutil.rmtree(out / checkpoint.CKPT_DIR, ignore_errors=True)  # the model dir supersedes it
-    print(f"moelens train: val loss {val_loss:.4f} (perplexity {summary['val_perplexity']:.3f}) "
-          f"after {s.total} steps ({summary['tokens']:,} tokens); model saved to {model_dir}")
+    return summary

@@ -3,7 +3,9 @@
 Norm gains, biases and embeddings (token and position) are not decayed: decaying them pulls
 scales and rare tokens' vectors towards zero without regularising anything useful. A parameter
 is classified by the module that owns it, so tied weights (an lm_head sharing the token
-embedding) count as an embedding and appear once.
+embedding) count as an embedding and appear once. A bias is recognised by shape (any 1-D
+parameter) or by name: the MoE layer's per-expert encoder biases ``b_enc`` are [M, D] matrices,
+so the shape rule alone would decay them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from torch import nn
 
 def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)) or "norm" in type(module).__name__.lower()
+
+
+BIAS_NAMES = ("bias", "b_enc", "b_dec")
+"""Parameter names (the last part of the dotted name) that are biases whatever their shape."""
+
+
+def is_bias(name: str, p: torch.Tensor) -> bool:
+    """A bias-like parameter: 1-D, or named like a bias (``bias``, ``bias_k``, ``b_enc``, ...)."""
+    leaf = name.rsplit(".", 1)[-1]
+    return p.ndim < 2 or leaf in BIAS_NAMES or leaf.startswith("bias")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -27,8 +39,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        leaf = name.rsplit(".", 1)[-1]
-        if id(p) in no_decay_ids or p.ndim < 2 or leaf.startswith("bias"):
+        if id(p) in no_decay_ids or is_bias(name, p):
             no_decay.append(p)
         else:
             decay.append(p)
