@@ -27,7 +27,8 @@ class _Count:
 def _spec(player="builtin", **kw) -> GameSpec:
     base = dict(seed=7, player=player, stockfish=STOCKFISH if player == "stockfish" else None,
                 multipv=3, depth_min=1, depth_max=3, temperature_min=10.0, temperature_max=60.0,
-                book=None, book_plies=8, random_plies=4, max_plies=40)
+                book=None, book_plies=8, random_plies=4, max_plies=40, resign_cp=600,
+                resign_plies=12)
     base.update(kw)
     return GameSpec(**base)
 
