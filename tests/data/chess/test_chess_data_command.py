@@ -28,8 +28,10 @@ def _files(out) -> dict[str, bytes]:
 
 def test_cli_generates_a_valid_token_directory(tmp_path):
     out = tmp_path / "chess"
-    proc = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "2",
-                   *[f"--{k}={v}" for k, v in SMALL.items() if k != "quiet"], "--quiet")
+    args = [f"--{k}={v}" for k, v in {**SMALL, "max_plies": 26}.items() if k != "quiet"]
+    # (26 plies: some games fit in a 128-character block, some do not)
+    proc = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "2", *args,
+                   "--quiet")
     assert proc.returncode == 0, proc.stderr
     data = TokenData(out)
     m = data.meta
@@ -43,8 +45,16 @@ def test_cli_generates_a_valid_token_directory(tmp_path):
     games = data.games_val()
     assert len(games) == m["source"]["n_val_games"] and all(replay(g) for g in games)
     assert data.tokenizer().decode(data.val[:128].tolist()).startswith(games[0][:128])
-    again = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "1",
-                    *[f"--{k}={v}" for k, v in SMALL.items() if k != "quiet"], "--quiet")
+    # the output says how many games lose their ending to the block size
+    played = [g for p in sorted((out / ".shards").glob("gen-*.txt"))
+              for g in p.read_text().splitlines() if g]
+    cut = sum(len(g) > 128 for g in played)
+    assert len(played) == 8 and 0 < cut < 8
+    assert f"truncated: {cut} of 8 games ({cut / 8:.1%}) are longer than one 128-character" \
+        in proc.stdout, proc.stdout
+    assert m["source"]["cut_games"] == cut and m["source"]["cut_fraction"] == cut / 8
+    again = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "1", *args,
+                    "--quiet")
     assert again.returncode == 0 and "up to date" in again.stdout
 
 

@@ -127,3 +127,22 @@ def test_book_openings_are_weighted_real_moves():
         sans = replay(play_game(i, spec, BuiltinPlayer(), book))
         firsts.add(chess.Board().parse_san(sans[0]))
     assert firsts <= book_first and len(firsts) > 1
+
+
+def test_fewer_games_than_a_shard_play_in_this_process(tmp_path, monkeypatch):
+    """One shard's worth of games is one job: no process pool is started for it (a pool's
+    start-up costs more than the games), whatever --workers says."""
+    import moelens.data.chess.generate as gen
+
+    def no_pool(*a, **kw):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(gen.mp, "get_context", no_pool)
+    games = _games(_spec(), 5, tmp_path / "one", workers=4, shard_games=256)
+    assert len(games) == 5
+    monkeypatch.undo()
+    assert _games(_spec(), 5, tmp_path / "pool", workers=2, shard_games=256) == games
+    # more than one shard does use the pool (so the check above can fail)
+    monkeypatch.setattr(gen.mp, "get_context", no_pool)
+    with pytest.raises(AssertionError, match="pool"):
+        _games(_spec(), 4, tmp_path / "two", workers=2, shard_games=2)
