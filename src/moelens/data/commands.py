@@ -47,7 +47,8 @@ class ChessDataConfig:
     random_plies: int = 4
     """without a book, each game opens with a random 0..random_plies uniformly random moves"""
     max_plies: int = 300
-    """move cap: a game stops after this many half-moves if not ended by mate or draw"""
+    """move cap: a game stops after this many half-moves if not ended by mate, draw or
+    resignation"""
     resign_cp: int = 600
     """adjudication: a side down at least this much material (centipawns) for resign_plies
     plies in a row resigns and the game string stops there (0: play on to mate, draw or

@@ -111,6 +111,7 @@ def test_user_errors_are_one_line(tmp_path):
                       "stockfish")
     assert_user_error(run_cli("data", "chess", "--out", out, "--val_fraction", "1.5"),
                       "val_fraction")
+    assert_user_error(run_cli("data", "chess", "--out", out, "--resign_cp", "-1"), "resign_cp")
     assert not (out / "meta.json").exists()
 
 

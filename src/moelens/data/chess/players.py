@@ -28,6 +28,8 @@ MOP_UP_LEAD = 400
 search)..."""
 MOP_UP_DEFENDER = 1300
 """...while the defender keeps at most this much material (an ending, not a middlegame)"""
+PASSED_PAWN_CP = 12
+"""bonus per rank advanced for pushing a passed pawn once the opponent is down to an ending"""
 BOOK_PATHS = ("/usr/share/games/gnuchess/book.bin", "/usr/share/gnuchess/book.bin",
               "/usr/local/share/gnuchess/book.bin")
 STOCKFISH_PATHS = ("/usr/games/stockfish", "/usr/local/bin/stockfish", "/usr/bin/stockfish")
@@ -140,6 +142,30 @@ def _mobility(board: chess.Board, color: chess.Color) -> tuple[int, int]:
     return king, others
 
 
+def _front_spans() -> dict[chess.Color, list[int]]:
+    """Per colour and square: the squares ahead of a pawn there on its own and the adjacent
+    files, where an enemy pawn would stop it being a passed pawn."""
+    spans: dict[chess.Color, list[int]] = {chess.WHITE: [], chess.BLACK: []}
+    for sq in chess.SQUARES:
+        f, r = chess.square_file(sq), chess.square_rank(sq)
+        files = 0
+        for df in (-1, 0, 1):
+            if 0 <= f + df < 8:
+                files |= chess.BB_FILES[f + df]
+        ahead_w = ahead_b = 0
+        for rank in range(8):
+            if rank > r:
+                ahead_w |= chess.BB_RANKS[rank]
+            elif rank < r:
+                ahead_b |= chess.BB_RANKS[rank]
+        spans[chess.WHITE].append(files & ahead_w)
+        spans[chess.BLACK].append(files & ahead_b)
+    return spans
+
+
+_FRONT_SPAN = _front_spans()
+
+
 def _center_distance(square: chess.Square) -> int:
     """Steps (files plus ranks) from ``square`` to the four centre squares: 0 to 6."""
     f, r = chess.square_file(square), chess.square_rank(square)
@@ -179,10 +205,15 @@ def evaluate_move(board: chess.Board, move: chess.Move) -> float:
         score = material - 0.9 * _hanging(board, me) - 2.0 * replies
         if check:
             score += 30
+        theirs_left = _material(board, not me)
         if board.piece_type_at(move.to_square) == chess.PAWN:
             rank = chess.square_rank(move.to_square)
-            score += 4 * (rank if me == chess.WHITE else 7 - rank)
-        if material >= MOP_UP_LEAD and _material(board, not me) <= MOP_UP_DEFENDER:
+            advance = rank if me == chess.WHITE else 7 - rank
+            score += 4 * advance
+            if theirs_left <= MOP_UP_DEFENDER and not \
+                    board.pawns & board.occupied_co[not me] & _FRONT_SPAN[me][move.to_square]:
+                score += PASSED_PAWN_CP * advance  # an ending: a passed pawn runs to promote
+        if material >= MOP_UP_LEAD and theirs_left <= MOP_UP_DEFENDER:
             theirs, mine = board.king(not me), board.king(me)
             score += 12 * _center_distance(theirs) \
                 + 6 * (14 - chess.square_manhattan_distance(theirs, mine))  # type: ignore[arg-type]
