@@ -85,6 +85,25 @@ def test_same_seed_same_bytes_and_resume_after_interruption(tmp_path):
     assert _files(a) != _files(b)
 
 
+def test_shards_from_an_older_generator_are_replayed(tmp_path):
+    """Games are a function of the settings *and* of the player's code: shards whose spec.json
+    names another generator version are discarded, not reused."""
+    from moelens.data.chess.generate import GENERATOR_VERSION
+
+    out = tmp_path / "d"
+    build_chess(_cfg(out, n_games=4, workers=1))
+    shard = out / ".shards" / "gen-000000000-000000003.txt"
+    spec_path = out / ".shards" / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    assert spec["generator_version"] == GENERATOR_VERSION
+    shard.write_text(";1.e4\n;1.d4\n;1.c4\n")  # what older code might have played
+    build_chess(_cfg(out, n_games=4, workers=1, overwrite=True))
+    assert ";1.e4\n" in shard.read_text()  # same version: the finished shard is reused
+    spec_path.write_text(json.dumps({**spec, "generator_version": GENERATOR_VERSION - 1}))
+    build_chess(_cfg(out, n_games=4, workers=1, overwrite=True))
+    assert ";1.e4\n" not in shard.read_text()
+
+
 def test_import_only_with_a_rejected_game(tmp_path):
     pgn = tmp_path / "g.pgn"
     pgn.write_text("1. e4 e5 2. Nf3 *\n\n1. d4 d5 2. Kd2 Kd7 3. Kc3 *\n\n1. e4 e5 2. Ke3 *\n")

@@ -8,7 +8,7 @@ import chess
 import numpy as np
 import pytest
 
-from moelens.data.chess import replay
+from moelens.data.chess import game_string, replay
 from moelens.data.chess.generate import GameSpec, generate, play_game, read_shard
 from moelens.data.chess.players import (BuiltinPlayer, StockfishPlayer, _parse_info, evaluate_move,
                                         find_book, find_stockfish)
@@ -41,13 +41,16 @@ def _games(spec, n, tmp: Path, workers: int, shard_games=2) -> list[str]:
 
 
 def test_builtin_games_replay_and_depend_only_on_seed(tmp_path):
-    one = _games(_spec(), 6, tmp_path / "a", workers=1)
-    two = _games(_spec(), 6, tmp_path / "b", workers=2)
+    full = _spec(max_plies=300)  # whole games: mates, draws and resignations
+    one = _games(full, 6, tmp_path / "a", workers=1)
+    two = _games(full, 6, tmp_path / "b", workers=2)
     assert one == two and len(one) == 6
     assert len(set(one)) == 6  # games differ
     for g in one:
         sans = replay(g)
-        assert 1 <= len(sans) <= 40
+        assert 1 <= len(sans) <= 300
+    assert _games(_spec(), 6, tmp_path / "short", workers=1) == \
+        [game_string(replay(g)[:40]) for g in one]  # the move cap only cuts
     other = _games(_spec(seed=8), 6, tmp_path / "c", workers=1)
     assert other != one
 
