@@ -19,6 +19,7 @@ TRAIN = ["--ctx", "128", "--batch_size", "8", "--max_iters", "30", "--lr", "3e-3
          "--warmup_iters", "3", "--eval_interval", "30", "--eval_iters", "2",
          "--log_interval", "10", "--ckpt_interval", "0", "--device", "cpu", "--dtype", "fp32",
          "--cpu_threads", "1", "--quiet"]
+CAPTURE_TOKENS = 3000  # one character of the chess vocabulary is one token
 CONCEPTS = ["move_dot", "move_number", "piece_letter", "file_char", "rank_char", "white_move"]
 
 
@@ -31,8 +32,13 @@ def ok(proc):
 def chess_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     data = root / "data"
-    ok(run_cli("data", "chess", "--out", data, "--n_games", "60", "--player", "builtin",
-               "--workers", "1", "--seed", "0", "--quiet"))
+    # no book (an installed gnuchess book would change the games) and a validation split of 15
+    # games, so that games_val.txt holds the CAPTURE_TOKENS capture is asked for
+    ok(run_cli("data", "chess", "--out", data, "--n_games", "75", "--val_fraction", "0.2",
+               "--player", "builtin", "--book", "none", "--workers", "1", "--seed", "0",
+               "--quiet"))
+    val_chars = sum(len(g) for g in (data / "games_val.txt").read_text().splitlines())
+    assert val_chars >= CAPTURE_TOKENS, f"only {val_chars} validation characters"
     models = {
         "moex": ["--model.preset", "moex", "--model.num_experts", "4", "--model.top_k", "2",
                  "--model.expert_width", "32"],
@@ -44,7 +50,7 @@ def chess_runs(tmp_path_factory):
         ok(run_cli("train", "--data", data, "--out", run, *spec, *TINY, *TRAIN))
         store = root / f"{name}-store"
         ok(run_cli("capture", "--model", run / "model", "--corpus", data / "games_val.txt",
-                   "--tokens", "3000", "--ctx", "128", "--out", store, "--quiet"))
+                   "--tokens", str(CAPTURE_TOKENS), "--ctx", "128", "--out", store, "--quiet"))
         probe = root / f"{name}-probe"
         ok(run_cli("probe", "--store", store, "--concepts", *CONCEPTS, "--ks", "1", "2", "4",
                    "--seeds", "0", "--bootstrap", "100", "--out", probe, "--quiet"))
@@ -56,7 +62,7 @@ def test_capture_records_what_each_model_has(chess_runs):
     _, runs = chess_runs
     moex = json.loads((runs["moex"][1] / "manifest.json").read_text())
     dense = json.loads((runs["dense"][1] / "manifest.json").read_text())
-    assert moex["n_tokens"] == dense["n_tokens"] == 3000
+    assert moex["n_tokens"] == dense["n_tokens"] == CAPTURE_TOKENS
     assert "expert" in json.dumps(moex["spaces"]) and "ffn" in json.dumps(dense["spaces"])
 
 

@@ -47,7 +47,14 @@ class ChessDataConfig:
     random_plies: int = 4
     """without a book, each game opens with a random 0..random_plies uniformly random moves"""
     max_plies: int = 300
-    """move cap: a game stops after this many half-moves if not ended by mate or draw"""
+    """move cap: a game stops after this many half-moves if not ended by mate, draw or
+    resignation"""
+    resign_cp: int = 600
+    """adjudication: a side down at least this much material (centipawns) for resign_plies
+    plies in a row resigns and the game string stops there (0: play on to mate, draw or
+    max_plies)"""
+    resign_plies: int = 12
+    """plies in a row a side must stay down resign_cp before it resigns"""
     pgn: list[Path] = field(default_factory=list)
     """PGN files to import (illegal, variant or non-standard-start games are rejected, counted)"""
     transcripts: list[Path] = field(default_factory=list)
@@ -76,6 +83,8 @@ class ChessDataConfig:
             raise ConfigError("need 0 < temperature_min <= temperature_max")
         if self.book_plies < 0 or self.random_plies < 0 or self.max_plies < 1:
             raise ConfigError("book_plies and random_plies must be >= 0 and max_plies >= 1")
+        if self.resign_cp < 0 or self.resign_plies < 1:
+            raise ConfigError("resign_cp must be >= 0 and resign_plies >= 1")
         if self.block_size < 16:
             raise ConfigError("block_size must be at least 16 characters")
         if not 0 < self.val_fraction < 1:

@@ -28,8 +28,10 @@ def _files(out) -> dict[str, bytes]:
 
 def test_cli_generates_a_valid_token_directory(tmp_path):
     out = tmp_path / "chess"
-    proc = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "2",
-                   *[f"--{k}={v}" for k, v in SMALL.items() if k != "quiet"], "--quiet")
+    args = [f"--{k}={v}" for k, v in {**SMALL, "max_plies": 26}.items() if k != "quiet"]
+    # (26 plies: some games fit in a 128-character block, some do not)
+    proc = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "2", *args,
+                   "--quiet")
     assert proc.returncode == 0, proc.stderr
     data = TokenData(out)
     m = data.meta
@@ -43,8 +45,16 @@ def test_cli_generates_a_valid_token_directory(tmp_path):
     games = data.games_val()
     assert len(games) == m["source"]["n_val_games"] and all(replay(g) for g in games)
     assert data.tokenizer().decode(data.val[:128].tolist()).startswith(games[0][:128])
-    again = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "1",
-                    *[f"--{k}={v}" for k, v in SMALL.items() if k != "quiet"], "--quiet")
+    # the output says how many games lose their ending to the block size
+    played = [g for p in sorted((out / ".shards").glob("gen-*.txt"))
+              for g in p.read_text().splitlines() if g]
+    cut = sum(len(g) > 128 for g in played)
+    assert len(played) == 8 and 0 < cut < 8
+    assert f"truncated: {cut} of 8 games ({cut / 8:.1%}) are longer than one 128-character" \
+        in proc.stdout, proc.stdout
+    assert m["source"]["cut_games"] == cut and m["source"]["cut_fraction"] == cut / 8
+    again = run_cli("data", "chess", "--out", out, "--n_games", "8", "--workers", "1", *args,
+                    "--quiet")
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
@@ -75,6 +85,25 @@ def test_same_seed_same_bytes_and_resume_after_interruption(tmp_path):
     assert _files(a) != _files(b)
 
 
+def test_shards_from_an_older_generator_are_replayed(tmp_path):
+    """Games are a function of the settings *and* of the player's code: shards whose spec.json
+    names another generator version are discarded, not reused."""
+    from moelens.data.chess.generate import GENERATOR_VERSION
+
+    out = tmp_path / "d"
+    build_chess(_cfg(out, n_games=4, workers=1))
+    shard = out / ".shards" / "gen-000000000-000000003.txt"
+    spec_path = out / ".shards" / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    assert spec["generator_version"] == GENERATOR_VERSION
+    shard.write_text(";1.e4\n;1.d4\n;1.c4\n")  # what older code might have played
+    build_chess(_cfg(out, n_games=4, workers=1, overwrite=True))
+    assert ";1.e4\n" in shard.read_text()  # same version: the finished shard is reused
+    spec_path.write_text(json.dumps({**spec, "generator_version": GENERATOR_VERSION - 1}))
+    build_chess(_cfg(out, n_games=4, workers=1, overwrite=True))
+    assert ";1.e4\n" not in shard.read_text()
+
+
 def test_import_only_with_a_rejected_game(tmp_path):
     pgn = tmp_path / "g.pgn"
     pgn.write_text("1. e4 e5 2. Nf3 *\n\n1. d4 d5 2. Kd2 Kd7 3. Kc3 *\n\n1. e4 e5 2. Ke3 *\n")
@@ -101,6 +130,7 @@ def test_user_errors_are_one_line(tmp_path):
                       "stockfish")
     assert_user_error(run_cli("data", "chess", "--out", out, "--val_fraction", "1.5"),
                       "val_fraction")
+    assert_user_error(run_cli("data", "chess", "--out", out, "--resign_cp", "-1"), "resign_cp")
     assert not (out / "meta.json").exists()
 
 

@@ -8,7 +8,7 @@ import chess
 import numpy as np
 import pytest
 
-from moelens.data.chess import replay
+from moelens.data.chess import game_string, replay
 from moelens.data.chess.generate import GameSpec, generate, play_game, read_shard
 from moelens.data.chess.players import (BuiltinPlayer, StockfishPlayer, _parse_info, evaluate_move,
                                         find_book, find_stockfish)
@@ -27,7 +27,8 @@ class _Count:
 def _spec(player="builtin", **kw) -> GameSpec:
     base = dict(seed=7, player=player, stockfish=STOCKFISH if player == "stockfish" else None,
                 multipv=3, depth_min=1, depth_max=3, temperature_min=10.0, temperature_max=60.0,
-                book=None, book_plies=8, random_plies=4, max_plies=40)
+                book=None, book_plies=8, random_plies=4, max_plies=40, resign_cp=600,
+                resign_plies=12)
     base.update(kw)
     return GameSpec(**base)
 
@@ -40,13 +41,16 @@ def _games(spec, n, tmp: Path, workers: int, shard_games=2) -> list[str]:
 
 
 def test_builtin_games_replay_and_depend_only_on_seed(tmp_path):
-    one = _games(_spec(), 6, tmp_path / "a", workers=1)
-    two = _games(_spec(), 6, tmp_path / "b", workers=2)
+    full = _spec(max_plies=300)  # whole games: mates, draws and resignations
+    one = _games(full, 6, tmp_path / "a", workers=1)
+    two = _games(full, 6, tmp_path / "b", workers=2)
     assert one == two and len(one) == 6
     assert len(set(one)) == 6  # games differ
     for g in one:
         sans = replay(g)
-        assert 1 <= len(sans) <= 40
+        assert 1 <= len(sans) <= 300
+    assert _games(_spec(), 6, tmp_path / "short", workers=1) == \
+        [game_string(replay(g)[:40]) for g in one]  # the move cap only cuts
     other = _games(_spec(seed=8), 6, tmp_path / "c", workers=1)
     assert other != one
 
@@ -126,3 +130,22 @@ def test_book_openings_are_weighted_real_moves():
         sans = replay(play_game(i, spec, BuiltinPlayer(), book))
         firsts.add(chess.Board().parse_san(sans[0]))
     assert firsts <= book_first and len(firsts) > 1
+
+
+def test_fewer_games_than_a_shard_play_in_this_process(tmp_path, monkeypatch):
+    """One shard's worth of games is one job: no process pool is started for it (a pool's
+    start-up costs more than the games), whatever --workers says."""
+    import moelens.data.chess.generate as gen
+
+    def no_pool(*a, **kw):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(gen.mp, "get_context", no_pool)
+    games = _games(_spec(), 5, tmp_path / "one", workers=4, shard_games=256)
+    assert len(games) == 5
+    monkeypatch.undo()
+    assert _games(_spec(), 5, tmp_path / "pool", workers=2, shard_games=256) == games
+    # more than one shard does use the pool (so the check above can fail)
+    monkeypatch.setattr(gen.mp, "get_context", no_pool)
+    with pytest.raises(AssertionError, match="pool"):
+        _games(_spec(), 4, tmp_path / "two", workers=2, shard_games=2)

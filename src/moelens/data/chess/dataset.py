@@ -23,7 +23,8 @@ from tqdm import tqdm
 from moelens.config import to_dict
 from moelens.data.chess.vocab import CHESS_VOCAB_SIZE
 from moelens.data.chess.blocks import write_splits
-from moelens.data.chess.generate import GameSpec, check_player, default_workers, generate
+from moelens.data.chess.generate import (GENERATOR_VERSION, GameSpec, check_player,
+                                         default_workers, generate)
 from moelens.data.chess.pgn import pgn_games, transcript_games
 from moelens.data.chess.players import find_book, find_stockfish
 from moelens.data.tokens import prepare_out, write_meta
@@ -61,7 +62,8 @@ def resolve_spec(cfg) -> GameSpec:
                     depth_max=cfg.depth_max, temperature_min=cfg.temperature_min,
                     temperature_max=cfg.temperature_max, book=find_book(cfg.book),
                     book_plies=cfg.book_plies, random_plies=cfg.random_plies,
-                    max_plies=cfg.max_plies)
+                    max_plies=cfg.max_plies, resign_cp=cfg.resign_cp,
+                    resign_plies=cfg.resign_plies)
 
 
 def _import(cfg, shard_dir: Path) -> tuple[list[Path], list[dict]]:
@@ -103,6 +105,7 @@ def build_chess(cfg) -> dict | None:
     shard_dir = cfg.out / ".shards"
     # what the shards depend on (not n_games, the split or the block size: those reuse them)
     ident = {"spec": spec and vars(spec), "engine": version, "python-chess": chess.__version__,
+             "generator_version": GENERATOR_VERSION,
              "shard_games": cfg.shard_games,
              "transcript_column": cfg.transcript_column,
              "input_files": _identity(cfg)["input_files"]}
@@ -129,7 +132,9 @@ def build_chess(cfg) -> dict | None:
               delay=1.0) as bar:
         split = write_splits(cfg.out, shards, cfg.seed, cfg.val_fraction, cfg.block_size, bar)
     source = {"generator": spec and {**vars(spec), "engine": version}, "imports": imports,
-              "n_generated": cfg.n_games, **split, "generate_seconds": round(gen_seconds, 3),
+              "n_generated": cfg.n_games, **split,
+              "cut_fraction": round(split["cut_games"] / split["n_games"], 6),
+              "generate_seconds": round(gen_seconds, 3),
               "config": _identity(cfg)}
     meta = write_meta(cfg.out, {
         "kind": "chess", "dtype": "uint8", "vocab_size": CHESS_VOCAB_SIZE,
@@ -140,4 +145,7 @@ def build_chess(cfg) -> dict | None:
     print(f"wrote {cfg.out}: {split['n_train_games']} train / {split['n_val_games']} val games, "
           f"{meta['n_train']} + {meta['n_val']} characters"
           + (f", {rejected} imported games rejected" if cfg.pgn or cfg.transcripts else ""))
+    print(f"truncated: {split['cut_games']} of {split['n_games']} games "
+          f"({source['cut_fraction']:.1%}) are longer than one {cfg.block_size}-character block "
+          "and lose their ending")
     return meta

@@ -19,7 +19,8 @@ import chess
 import numpy as np
 
 from moelens.data.chess.vocab import game_string, replay
-from moelens.data.chess.players import Book, BuiltinPlayer, StockfishPlayer
+from moelens.data.chess.players import (Book, BuiltinPlayer, StockfishPlayer,
+                                        material_balance)
 from moelens.errors import DataError
 from moelens.rundir import atomic_write_text
 
@@ -40,10 +41,32 @@ class GameSpec:
     book_plies: int
     random_plies: int
     max_plies: int
+    resign_cp: int
+    resign_plies: int
+
+
+# What the games are a function of besides the spec: bump when a player or the rules of
+# play_game change, so shards played by older code are not mixed with new ones.
+GENERATOR_VERSION = 2
+
+
+def game_over(board: chess.Board) -> bool:
+    """Mate or a draw by rule: stalemate, insufficient material, threefold repetition or the
+    fifty-move rule (both claimable draws are taken as soon as they can be claimed)."""
+    return board.is_game_over(claim_draw=False) or board.is_repetition(3) \
+        or board.halfmove_clock >= 100
 
 
 def play_game(index: int, spec: GameSpec, player, book: Book | None) -> str:
-    """Play game ``index`` to mate, a draw or ``max_plies`` and return its validated string."""
+    """Play game ``index`` to mate, a draw, a resignation or ``max_plies`` and return its
+    validated string.
+
+    Resignation (adjudication of a lost position): when one side has been down at least
+    ``resign_cp`` of material for ``resign_plies`` plies in a row, the game ends there. The game
+    string has no result field, so a resigned game simply stops after its last move (as does a
+    game that reaches ``max_plies``); how a game ended can only be read from its final position.
+    Resigning never changes a move: the game is the prefix of the one played with
+    ``resign_cp=0``."""
     rng = np.random.default_rng([spec.seed, index])
     depth = int(rng.integers(spec.depth_min, spec.depth_max + 1))
     temperature = float(rng.uniform(spec.temperature_min, spec.temperature_max))
@@ -52,8 +75,9 @@ def play_game(index: int, spec: GameSpec, player, book: Book | None) -> str:
     board = chess.Board()
     sans: list[str] = []
     player.new_game()
-    while len(sans) < spec.max_plies and not board.is_game_over(claim_draw=False) \
-            and not board.is_repetition(3) and board.halfmove_clock < 100:
+    lost_for, leader = 0, True  # plies in a row the same side (leader: White) has been ahead
+    while len(sans) < spec.max_plies and not game_over(board) \
+            and not (spec.resign_cp and lost_for >= spec.resign_plies):
         move = None
         if len(sans) < opening:
             if book is not None:
@@ -66,6 +90,13 @@ def play_game(index: int, spec: GameSpec, player, book: Book | None) -> str:
             move = player.choose(board, rng, depth, temperature)
         sans.append(board.san(move))
         board.push(move)
+        if spec.resign_cp:
+            balance = material_balance(board)
+            if abs(balance) < spec.resign_cp:
+                lost_for = 0
+            else:
+                lost_for = lost_for + 1 if lost_for and (balance > 0) == leader else 1
+                leader = balance > 0
     text = game_string(sans)
     if replay(text) != sans:  # pragma: no cover - a python-chess/SAN inconsistency
         raise RuntimeError(f"generated game {index} does not replay")
