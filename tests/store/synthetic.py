@@ -31,16 +31,19 @@ class Truth:
     resid: np.ndarray
 
 
-def build(root: Path, seed: int = 0) -> Truth:
-    """Write a complete fp32 store of one MoE layer (expert, expert_gate, resid) under ``root``."""
+def build(root: Path, seed: int = 0, coo: bool = False) -> Truth:
+    """Write a complete fp32 store of one MoE layer (expert, expert_gate, resid) under ``root``;
+    ``coo`` stores the expert rows as nonzeros (the layout of sparse activations)."""
     rng = np.random.default_rng(seed)
     ids = np.stack([rng.choice(NUM_EXPERTS, TOP_K, replace=False) for _ in range(N_TOKENS)])
     weights = rng.uniform(0.1, 1.0, (N_TOKENS, TOP_K)).astype(np.float32)
     hidden = rng.normal(size=(N_TOKENS, NUM_EXPERTS, WIDTH)).astype(np.float32)
+    if coo:
+        hidden = np.maximum(hidden, 0)
     resid = rng.normal(size=(N_TOKENS, HIDDEN)).astype(np.float32)
     plan = LayerPlan(layer=0, kind="moe", spaces=["expert", "expert_gate", "resid"],
                      widths={"expert": WIDTH, "expert_gate": NUM_EXPERTS, "resid": HIDDEN},
-                     num_experts=NUM_EXPERTS, top_k=TOP_K)
+                     num_experts=NUM_EXPERTS, top_k=TOP_K, sparse_experts=coo)
     doc_text = "abcdefgh"
     windows = [Window(doc=t // CTX, ids=np.arange(CTX, dtype=np.int64) + 3,
                       offsets=np.stack([np.arange(CTX), np.arange(CTX) + 1], axis=1))
@@ -48,7 +51,7 @@ def build(root: Path, seed: int = 0) -> Truth:
     per_shard = SHARD_TOKENS // CTX
     shards = [ShardPlan(i, i * SHARD_TOKENS, (i + 1) * SHARD_TOKENS, windows[i * per_shard:(i + 1) * per_shard])
               for i in range(N_TOKENS // SHARD_TOKENS)]
-    settings = {"dtype": "fp32", "synthetic": seed, "layers": [plan.to_json()]}
+    settings = {"dtype": "fp32", "synthetic": seed, "coo": coo, "layers": [plan.to_json()]}
     assert store_job.prepare(root, settings, overwrite=False) == "fresh"
     for shard in shards:
         w = ShardWriter(root, shard.index, shard.start, shard.stop, [plan], "fp32")

@@ -10,10 +10,11 @@ from moelens.store import ActivationStore
 from synthetic import N_TOKENS, build
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+@pytest.fixture(scope="module", params=["rows", "coo"])
+def store(tmp_path_factory, request):
+    """The synthetic store in either expert layout, with what was written into it."""
     root = tmp_path_factory.mktemp("synthetic") / "store"
-    truth = build(root)
+    truth = build(root, coo=request.param == "coo")
     return ActivationStore.open(root), truth
 
 

@@ -56,7 +56,10 @@ class ActivationStore:
         if manifest.get("format_version") != fmt.FORMAT_VERSION:
             raise StoreError(f"{root} has store format version {manifest.get('format_version')}, this "
                              f"moelens reads version {fmt.FORMAT_VERSION}; recapture it with this version")
-        return cls(root, manifest, verify_reads)
+        try:
+            return cls(root, manifest, verify_reads)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # edited or foreign fields
+            raise StoreError(f"{mpath} is malformed ({type(exc).__name__}: {exc}); recapture the store") from None
 
     # ---------------------------------------------------------------- description
 
