@@ -55,14 +55,10 @@ def _check_model_type(path: Path, trust_remote_code: bool) -> None:
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type in CONFIG_MAPPING or (trust_remote_code and "auto_map" in config):
         return
-    raise UnsupportedModelError(f"{path} has model_type {model_type!r}, which transformers "
-                                f"{transformers_version()} cannot load; {how_to_add_a_family(model_type)}")
-
-
-def transformers_version() -> str:
     import transformers
 
-    return transformers.__version__
+    raise UnsupportedModelError(f"{path} has model_type {model_type!r}, which transformers "
+                                f"{transformers.__version__} cannot load; {how_to_add_a_family(model_type)}")
 
 
 def _hub_offline() -> bool:
