@@ -47,6 +47,8 @@ COMMANDS: dict[str, Command] = {
                        "turn a trained dense checkpoint into an MoE / MoE-X checkpoint"),
     "capture": Command("moelens.capture.command", "CaptureConfig", "run",
                        "capture expert, FFN, router and residual activations into a store"),
+    "store verify": Command("moelens.store.verification", "StoreVerifyConfig", "run",
+                            "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
 }

@@ -17,6 +17,7 @@ from typing import Any
 from moelens import __version__
 from moelens.store import format as fmt
 from moelens.capture.corpus import ShardPlan
+from moelens.store.verification import verify
 from moelens.store.writer import LayerPlan
 from moelens.errors import StoreError
 from moelens.rundir import atomic_write_json, atomic_write_text, sha256_file
@@ -57,6 +58,9 @@ def prepare(root: Path, settings: dict[str, Any], overwrite: bool) -> str:
                                  "--overwrite to replace it or choose another --out")
             manifest = _read_json(root / "manifest.json")
             if manifest is not None and manifest.get("fingerprint") == fp:
+                report = verify(root)  # complete only if every file still matches the manifest
+                if not report.ok:
+                    raise StoreError(f"{report.summary()}; rerun the capture with --overwrite to recapture it")
                 return "done"
             return "resume"  # no (readable) manifest: finish the shards, rewrite the manifest
     root.mkdir(parents=True, exist_ok=True)

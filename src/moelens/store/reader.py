@@ -56,7 +56,10 @@ class ActivationStore:
         if manifest.get("format_version") != fmt.FORMAT_VERSION:
             raise StoreError(f"{root} has store format version {manifest.get('format_version')}, this "
                              f"moelens reads version {fmt.FORMAT_VERSION}; recapture it with this version")
-        return cls(root, manifest, verify_reads)
+        try:
+            return cls(root, manifest, verify_reads)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # edited or foreign fields
+            raise StoreError(f"{mpath} is malformed ({type(exc).__name__}: {exc}); recapture the store") from None
 
     # ---------------------------------------------------------------- description
 
@@ -220,19 +223,21 @@ class ActivationStore:
                 tok, acts = tok[keep], acts[keep]
             return tok, acts
         target = np.arange(self.n_tokens) if sel is None else sel
-        out = np.zeros((target.size, acts.shape[1]), dtype=np.float32)
-        pos_of = np.full(self.n_tokens, -1, dtype=np.int64)
-        pos_of[target] = np.arange(target.size)
-        where = pos_of[tok]
-        keep = where >= 0
-        vals = acts[keep]
+        # Look rows up from the target side: a token is routed to an expert at most once, so
+        # token -> row is a function, and a token asked for twice gets its row twice.
+        row_of = np.full(self.n_tokens, -1, dtype=np.int64)
+        row_of[tok] = np.arange(tok.size)
+        rows = row_of[target]
+        hit = rows >= 0
+        vals = acts[rows[hit]]
         if semantics == "gated":
             self.routing(layer)
             ids, w = self._routing[layer]
-            rows = tok[keep]
-            weight = (w[rows] * (ids[rows] == expert)).sum(axis=1)
+            routed = target[hit]
+            weight = (w[routed] * (ids[routed] == expert)).sum(axis=1)
             vals = vals * weight[:, None]
-        out[where[keep]] = vals
+        out = np.zeros((target.size, acts.shape[1]), dtype=np.float32)
+        out[hit] = vals
         return target, out
 
     # ---------------------------------------------------------------- dense spaces

@@ -40,6 +40,9 @@ class Family:
     """Layers the config makes MoE."""
     num_layers: int = 3
     """Decoder layers."""
+    spread: dict[str, float] = field(default_factory=dict)
+    """Parameter-name suffix -> std of seeded normal values that replace the stock init, where the
+    stock init would hide a part of the family's formula (zero biases, activations inside clamps)."""
 
 
 FAMILIES = [
@@ -60,7 +63,11 @@ FAMILIES = [
     Family("gpt_oss", "GptOssConfig", {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
            "max_position_embeddings": 64, "num_hidden_layers": 2, "intermediate_size": 16, "num_local_experts": 4,
            "num_experts_per_tok": 2, "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]},
-           16, 0, 0, [0, 1], 2),
+           16, 0, 0, [0, 1], 2,
+           # pre-activations of std ~6 on unit-scale inputs cross the ±7 clamps on a good share of
+           # entries, and every bias (router, gate/up, down) is non-zero
+           spread={"mlp.experts.gate_up_proj": 1.0, "mlp.experts.gate_up_proj_bias": 1.0,
+                   "mlp.experts.down_proj_bias": 0.5, "mlp.router.bias": 0.5}),
     Family("ernie4_5_moe", "Ernie4_5_MoeConfig", dict(LLAMA_LIKE, num_hidden_layers=3, intermediate_size=40,
            moe_intermediate_size=16, moe_num_experts=6, moe_k=2, moe_num_shared_experts=1, moe_layer_start_index=1,
            moe_layer_end_index=2, moe_layer_interval=1), 16, 40, 16, [1, 2]),
@@ -98,6 +105,11 @@ def build(family: Family, seed: int = 0, experts_implementation: str | None = No
         for name, buf in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
                 buf.copy_(torch.randn(buf.shape, generator=torch.Generator().manual_seed(1)) * 0.05)
+        gen = torch.Generator().manual_seed(2)
+        for name, param in model.named_parameters():
+            std = next((v for k, v in family.spread.items() if name.endswith(k)), None)
+            if std is not None:
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
     return model.eval()
 
 

@@ -62,3 +62,90 @@ def test_pickle_weights_are_refused(tmp_path, saved_dir):
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path)
     assert str(err.value).startswith(f"cannot load model {tmp_path}") and "\n" not in str(err.value)
+
+
+def _capture_args(tmp_path, model: str) -> list[str]:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("w5 w6 w7 w8\n")
+    return ["capture", "--model", model, "--corpus", str(corpus), "--out", str(tmp_path / "out"), "--quiet"]
+
+
+def test_unknown_model_type_names_the_supported_families(tmp_path):
+    from clitools import assert_user_error, run_cli
+
+    from moelens.capture.adapters import supported_families
+    from moelens.errors import UnsupportedModelError
+
+    model_dir = tmp_path / "foo_model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "foo", "hidden_size": 8}')
+    proc = run_cli(*_capture_args(tmp_path, str(model_dir)))
+    assert_user_error(proc, "model_type 'foo'", "transformers", "supported: " + ", ".join(supported_families()),
+                      "register('foo')", "AutoModelForCausalLM.register")
+    with pytest.raises(UnsupportedModelError, match="model_type 'foo'"):
+        load_model(model_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_name_that_is_no_directory_fails_at_once_offline(tmp_path):
+    from clitools import assert_user_error, run_cli
+
+    proc = run_cli(*_capture_args(tmp_path, "nope_model"), cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert_user_error(proc, "'nope_model' is not a local directory", "HF_HUB_OFFLINE", "not looked up on the hub")
+    assert "hub" not in proc.stdout and "Retry" not in proc.stderr
+
+
+class _CountingListener:
+    """A local TCP port that reads each request's first line and hangs up without answering:
+    a hub that cannot be reached, which shows how many attempts were made."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(5)
+            try:
+                self.requests.append(conn.recv(4096).decode("latin-1").split("\r\n", 1)[0])
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("hub", ["closed_port", "hangs_up"])
+def test_a_name_that_is_no_directory_is_tried_once_on_the_hub(tmp_path, hub):
+    """Online, the name is said not to be a directory, the hub is asked once (no retry loop), and
+    the error names both readings on one line."""
+    from clitools import assert_user_error, run_cli
+
+    listener = _CountingListener() if hub == "hangs_up" else None
+    endpoint = f"http://127.0.0.1:{listener.port}" if listener else "http://127.0.0.1:9"  # 9: discard, closed
+    try:
+        proc = run_cli(*_capture_args(tmp_path, "nope_model"), cwd=tmp_path,
+                       env={"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": endpoint,
+                            "HF_HOME": str(tmp_path / "hf_home")})
+    finally:
+        if listener:
+            listener.close()
+    assert_user_error(proc, "'nope_model' is not a local directory", f"not reachable on the hub {endpoint}")
+    assert "nope_model is not a local directory; looking it up on the hub" in proc.stdout
+    assert "Retry" not in proc.stdout + proc.stderr
+    if listener:  # (huggingface_hub may also ask for other things; the model is asked for once)
+        asked = [r for r in listener.requests if "nope_model" in r]
+        assert asked == ["HEAD /nope_model/resolve/main/config.json HTTP/1.1"], listener.requests

@@ -1,4 +1,5 @@
-"""Bad capture input: one line on stderr, exit 2, and no store left behind that looks complete."""
+"""Bad capture input: one line on stderr, exit 2, and no store left behind that looks complete;
+a complete store that was damaged since is reported, never taken as complete."""
 
 from __future__ import annotations
 
@@ -61,3 +62,63 @@ def test_cli_subprocess_exit_2(tmp_path, capture_args):
                           env=subprocess_env(), timeout=120)
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "unknown space 'bogus'" in lines[0], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def complete_store(tmp_path_factory, model_dir, corpus_files):
+    """A complete capture, made once; each test damages a copy of it."""
+    out = tmp_path_factory.mktemp("complete") / "store"
+    args = ["capture", "--model", str(model_dir), "--corpus", *map(str, corpus_files), "--ctx", "40",
+            "--batch_size", "3", "--shard_tokens", "64", "--quiet", "--layers", "0", "1",
+            "--spaces", "expert", "resid", "--out", str(out)]
+    assert cli.main(args) == 0
+    return out, args[1:-2]
+
+
+def _flip_bytes(root):
+    path = root / "L001" / "expert" / "00002.values.npy"
+    data = bytearray(path.read_bytes())
+    data[-9] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return "L001/expert/00002.values.npy", "corrupt"
+
+
+def _truncate(root):
+    path = root / "L000" / "resid" / "00001.npy"
+    path.write_bytes(path.read_bytes()[:-20])
+    return "L000/resid/00001.npy", "bytes"
+
+
+def _delete(root):
+    (root / "tokens" / "00003.npy").unlink()
+    return "tokens/00003.npy", "missing"
+
+
+def _edit_counts(root):
+    import json
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["shards"][1]["files"]["L000/resid/00001.npy"]["rows"] += 5
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return "L000/resid/00001.npy", "rows"
+
+
+@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _delete, _edit_counts], ids=lambda f: f.__name__[1:])
+def test_rerun_on_a_damaged_complete_store_names_the_bad_shard(tmp_path, complete_store, damage):
+    import shutil
+
+    from clitools import assert_user_error, run_cli
+
+    good, args = complete_store
+    out = shutil.copytree(good, tmp_path / "store")
+    bad_file, what = damage(out)
+    found = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = run_cli("capture", *args, "--out", out)
+    assert_user_error(proc, bad_file, what, "--overwrite")
+    assert "already complete" not in proc.stdout + proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == found  # left as it was found
+    proc = run_cli("capture", *args, "--out", out, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / bad_file).read_bytes() == (good / bad_file).read_bytes()
+    proc = run_cli("store", "verify", "--store", out)
+    assert proc.returncode == 0 and "intact" in proc.stdout, proc.stderr

@@ -35,6 +35,15 @@ def supported_families() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def how_to_add_a_family(model_type: str | None) -> str:
+    """The supported families and what adding ``model_type`` takes (the tail of both errors)."""
+    return (f"supported: {', '.join(supported_families())}. To add a family, subclass "
+            "moelens.capture.adapters.HFAdapter (or Adapter) and decorate it with "
+            f"@moelens.capture.adapters.register({model_type or '<model_type>'!r}); a model_type transformers "
+            "does not know also needs its config and model registered with transformers (AutoConfig.register, "
+            "AutoModelForCausalLM.register)")
+
+
 def get_adapter(model: torch.nn.Module) -> Adapter:
     """The adapter for ``model`` (chosen by ``model.config.model_type``)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
