@@ -283,8 +283,9 @@ class Corpus:
             found = found or bool(text)
             yield text
         if not found:
-            what = ", ".join(str(s.path) for s in self.sources if hasattr(s, "path"))
-            raise DataError(f"the corpus ({what}) holds no text; give non-empty files")
+            what = ", ".join(str(s.path) if hasattr(s, "path") else f"dataset {s.name!r}"
+                             for s in self.sources)
+            raise DataError(f"the corpus ({what}) holds no text; give non-empty documents")
 
     def _shuffled(self) -> Iterator[str]:
         """Documents in the order of ``default_rng(seed).permutation`` of their indices."""
