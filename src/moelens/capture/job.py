@@ -221,6 +221,8 @@ def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
     if dist is not None:
         dist.barrier()
     if cfg.stop_after_shards is not None:
+        if documents is not None:
+            documents.close()  # left under its temporary name: the store is unfinished
         return CaptureResult(root, rank, "stopped")
     if rank == 0:
         corpus_meta = {**corpus_id, **documents.describe()}
