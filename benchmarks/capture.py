@@ -25,7 +25,7 @@ import torch
 from moelens.capture import store_job
 from moelens.capture.adapters import get_adapter
 from moelens.capture.capture import capture_shards, plan_layers
-from moelens.capture.corpus import Window, plan_shards
+from moelens.capture.windows import Window, plan_shards
 
 
 def build_model(seed: int):
@@ -60,7 +60,7 @@ def main() -> None:
         ids = rng.integers(2, model.config.vocab_size, n)
         windows.append(Window(d, ids.astype(np.int64), np.stack([np.arange(n), np.arange(n) + 1], 1)))
     n_tokens = sum(w.ids.size for w in windows)
-    shards = plan_shards(windows, shard_tokens=4096)
+    shards = list(plan_shards(windows, shard_tokens=4096))
     plans = plan_layers(adapter, None, ["expert"])
 
     def bare(stop_early: bool = False) -> float:
@@ -73,7 +73,8 @@ def main() -> None:
         with torch.no_grad():
             for s in shards:
                 for b in range(0, len(s.windows), args.batch_size):
-                    ids, mask, _ = pad_batch(s.windows[b:b + args.batch_size], 0, 0)
+                    batch = s.windows[b:b + args.batch_size]
+                    ids, mask, _ = pad_batch(batch, [0] * len(batch), 0)
                     if stop_early:
                         with adapter.stop_after(last):
                             model(input_ids=ids, attention_mask=mask, use_cache=False)
@@ -83,8 +84,14 @@ def main() -> None:
 
     def capture(root: Path) -> float:
         t0 = time.perf_counter()
+        root.mkdir(parents=True)
+        documents = store_job.DocumentLog()
+        for w in windows:
+            documents.add(w.doc, "", True)
+        documents.open(root)
         capture_shards(model, adapter, plans, shards, root, "fp16", args.batch_size, 0)
-        store_job.finalize(root, shards, [""] * len(windows), plans, {"dtype": "fp16"}, {})
+        store_job.finalize(root, [(s.index, s.start, s.stop) for s in shards], documents, plans,
+                           {"dtype": "fp16"}, {})
         return time.perf_counter() - t0
 
     bare()  # warm up both paths

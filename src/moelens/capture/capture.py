@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from moelens.store import format as fmt
-from moelens.capture.corpus import ShardPlan, Window
-from moelens.store.writer import LayerPlan, ShardWriter
+from moelens.capture.windows import ShardPlan, Window
 from moelens.errors import ConfigError
+from moelens.store import format as fmt
+from moelens.store.writer import LayerPlan, ShardWriter
 
 
 def plan_layers(adapter: Any, layers: list[int] | None, spaces: list[str] | None) -> list[LayerPlan]:
@@ -135,20 +135,55 @@ class StoreSink:
         self._dense(layer, "resid", hidden)
 
 
-def pad_batch(windows: list[Window], first_token: int, pad_id: int) -> tuple[torch.Tensor, ...]:
-    """Right-padded ids, attention mask and the global index of each position (-1 for pads)."""
+def pad_batch(windows: list[Window], starts: list[int], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-padded ids, attention mask and the global index of each position (-1 for pads);
+    ``starts`` holds the global index of each window's first token."""
     T = max(w.ids.size for w in windows)
     ids = torch.full((len(windows), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(windows), T), dtype=torch.long)
     tmap = torch.full((len(windows), T), -1, dtype=torch.long)
-    g = first_token
-    for b, w in enumerate(windows):
+    for b, (w, g) in enumerate(zip(windows, starts)):
         n = w.ids.size
         ids[b, :n] = torch.from_numpy(w.ids)
         mask[b, :n] = 1
         tmap[b, :n] = torch.arange(g, g + n)
-        g += n
     return ids, mask, tmap.reshape(-1)
+
+
+def batches(windows: list[Window], batch_size: int, padding: bool) -> list[list[int]]:
+    """The windows of a shard (by position) in batches of at most ``batch_size``.
+
+    With ``padding`` consecutive windows are batched whatever their lengths (short ones padded);
+    without, only windows of equal length share a batch, in order of first appearance, so no
+    batch needs padding (see :func:`padding_works`).
+    """
+    if padding:
+        return [list(range(b, min(b + batch_size, len(windows))))
+                for b in range(0, len(windows), batch_size)]
+    by_length: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        by_length.setdefault(w.ids.size, []).append(i)
+    return [group[b:b + batch_size] for group in by_length.values()
+            for b in range(0, len(group), batch_size)]
+
+
+def padding_works(model: Any, pad_id: int) -> bool:
+    """Whether the model's forward takes a right-padded batch with its attention mask.
+
+    Some configurations fail inside transformers as soon as a mask holds a zero (DeepSeek-V3 with
+    fewer key/value heads than attention heads: its attention cannot broadcast the mask), while
+    unpadded batches run. A two-token trial batch tells, before any record is taken; capture then
+    batches only windows of equal length, which read the same as one window at a time.
+    """
+    device = next(model.parameters()).device
+    ids = torch.full((2, 2), pad_id, dtype=torch.long, device=device)
+    mask = torch.tensor([[1, 1], [1, 0]], dtype=torch.long, device=device)
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+    except Exception:  # noqa: BLE001  (any failure: the real forward would meet it too)
+        return False
+    return True
 
 
 def token_table(windows: list[Window]) -> np.ndarray:
@@ -181,6 +216,9 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
                    on_shard: Callable[[ShardPlan], None] | None = None) -> None:
     """Run ``model`` over each shard's windows in batches and write the shards.
 
+    ``shards`` may be a generator: each is planned, computed and let go in turn. Batches are
+    padded unless the model cannot take padding (:func:`padding_works`).
+
     Where cores are spare (:func:`_spare_cores`), a finished shard is written (sorted, saved,
     hashed) by one background thread while the next shard is computed: file writes and hashing
     release the GIL, so writing overlaps the forward passes, and at most one shard waits, so
@@ -188,6 +226,7 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
     layers spread over every core, and memory stays at one shard.
     """
     device = next(model.parameters()).device
+    padding = batch_size == 1 or padding_works(model, pad_id)  # probed before hooks attach
     sink = StoreSink(plans, dtype)
     layers = [p.layer for p in plans]
     spaces = sorted({s for p in plans for s in p.spaces})
@@ -211,11 +250,10 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
             for shard in shards:
                 writer = ShardWriter(root, shard.index, shard.start, shard.stop, plans, dtype)
                 writer.add_tokens(np.arange(shard.start, shard.stop), token_table(shard.windows))
-                first = shard.start
-                for b in range(0, len(shard.windows), batch_size):
-                    batch = shard.windows[b:b + batch_size]
-                    ids, mask, tmap = pad_batch(batch, first, pad_id)
-                    first += int(mask.sum())
+                starts = np.cumsum([shard.start] + [w.ids.size for w in shard.windows]).tolist()
+                for batch in batches(shard.windows, batch_size, padding):
+                    ids, mask, tmap = pad_batch([shard.windows[i] for i in batch],
+                                                [starts[i] for i in batch], pad_id)
                     sink.begin(writer, tmap.to(device))
                     with torch.no_grad(), adapter.stop_after(last):
                         model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)

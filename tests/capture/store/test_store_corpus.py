@@ -10,6 +10,7 @@ import pytest
 
 from moelens import cli
 from moelens.capture import corpus
+from moelens.capture.windows import plan_shards, tokenize
 from moelens.errors import DataError
 
 PGN = """[Event "a"]
@@ -29,7 +30,7 @@ def test_pgn_and_transcripts(tmp_path):
     (tmp_path / "g.pgn").write_text(PGN)
     (tmp_path / "games.txt").write_text(";1.e4 e5 2.Nf3\n\n;1.d4 d5\n")
     c = corpus.load_files([tmp_path / "g.pgn", tmp_path / "games.txt"])
-    assert c.kind == "chess" and c.documents[2:] == [";1.e4 e5 2.Nf3", ";1.d4 d5"]
+    assert c.kind == "chess" and list(c.documents())[2:] == [";1.e4 e5 2.Nf3", ";1.d4 d5"]
     (tmp_path / "prose.txt").write_text("some prose\nover lines\n")
     with pytest.raises(DataError, match="mixes chess games and text"):
         corpus.load_files([tmp_path / "g.pgn", tmp_path / "prose.txt"])
@@ -40,9 +41,8 @@ def test_text_jsonl_parquet(tmp_path):
     (tmp_path / "b.jsonl").write_text(json.dumps({"body": "x y"}) + "\n\n" + json.dumps({"body": "z"}) + "\n")
     pq.write_table(pa.table({"body": ["p1", "p2"], "n": [1, 2]}), tmp_path / "c.parquet")
     c = corpus.load_files([tmp_path / "a.txt", tmp_path / "b.jsonl", tmp_path / "c.parquet"], "body")
-    assert c.documents == ["first line\nsecond line\n", "x y", "z", "p1", "p2"]
-    assert c.kind == "text" and len(c.sha256()) == 64
-    assert corpus.load_files([tmp_path / "c.parquet"], "body").sha256() != c.sha256()
+    assert list(c.documents()) == ["first line\nsecond line\n", "x y", "z", "p1", "p2"]
+    assert c.kind == "text" and [f["bytes"] for f in c.description["files"]] == [23, 31, (tmp_path / "c.parquet").stat().st_size]
     with pytest.raises(DataError, match="no column 'text'"):
         corpus.load_files([tmp_path / "c.parquet"])
 
@@ -52,19 +52,18 @@ def test_windows_and_shards(model_dir):
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     docs = ["abc de fg " * 5, "x", "the quick brown fox " * 3]
-    c = corpus.Corpus(docs, "text", {})
-    windows = corpus.tokenize(c, tok, ctx=16, max_tokens=None)
+    windows = list(tokenize(docs, tok, ctx=16, max_tokens=None))
     assert sum(w.ids.size for w in windows) == sum(len(d) for d in docs)  # one token per char
     assert all(w.ids.size <= 16 for w in windows)
     for w in windows:  # a window never crosses a document and offsets point into it
         text = docs[w.doc]
         assert tok.convert_ids_to_tokens(w.ids.tolist()) == [text[a:b] for a, b in w.offsets]
-    cut = corpus.tokenize(c, tok, ctx=16, max_tokens=53)
+    cut = list(tokenize(docs, tok, ctx=16, max_tokens=53))
     assert sum(w.ids.size for w in cut) == 53 and cut[-1].doc == 2 and cut[-1].ids.size == 2
-    shards = corpus.plan_shards(windows, 40)
+    shards = list(plan_shards(windows, 40))
     assert [s.start for s in shards[1:]] == [s.stop for s in shards[:-1]]
     assert all(s.stop - s.start >= 40 for s in shards[:-1]) and shards[-1].stop == 111
-    again = corpus.plan_shards(corpus.tokenize(c, tok, ctx=16, max_tokens=None), 40)
+    again = list(plan_shards(tokenize(iter(docs), tok, ctx=16, max_tokens=None), 40))
     assert [(s.start, s.stop) for s in again] == [(s.start, s.stop) for s in shards]
 
 
@@ -77,7 +76,7 @@ def test_dataset_needs_datasets_or_network(capsys, model_dir, tmp_path):
 
 
 def test_auto_shard_tokens_bounds_memory():
-    from moelens.capture.command import auto_shard_tokens
+    from moelens.capture.job import auto_shard_tokens
     from moelens.store.writer import LayerPlan
 
     olmoe = [LayerPlan(l, "moe", ["expert", "resid"], {"expert": 1024, "resid": 2048}, 64, 8)
@@ -102,9 +101,9 @@ def test_hub_dataset_path_with_a_stand_in_datasets_module(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "datasets", SimpleNamespace(load_dataset=load_dataset))
     c = corpus.load_hub_dataset("some/set", "train", "text", max_chars=100)
-    assert len(c.documents) == 3 and calls[-1] == ("some/set", "train", True)
-    assert len(corpus.load_hub_dataset("some/set", "val", "text").documents) == 100
+    assert len(list(c.documents())) == 3 and calls[-1] == ("some/set", "train", True)
+    assert len(list(corpus.load_hub_dataset("some/set", "val", "text").documents())) == 100
     with pytest.raises(DataError, match="no field 'body'"):
-        corpus.load_hub_dataset("some/set", "train", "body")
+        list(corpus.load_hub_dataset("some/set", "train", "body").documents())
     with pytest.raises(DataError, match="cannot load dataset 'offline/x'.*ConnectionError: no network\\);"):
         corpus.load_hub_dataset("offline/x", "train", "text")
