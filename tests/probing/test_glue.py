@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from moelens import cli
-from moelens.analysis.probing import command as probe_command
+from moelens.analysis.probing import run as probing_run
+from moelens.analysis.probing import runs
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.analysis.probing import probe_units
 from moelens.analysis.probing.dataset import layer_units
@@ -21,7 +22,7 @@ from .fakes import PLANTED, FakeRegistry, FakeStore
 def fake(monkeypatch):
     store = FakeStore()
     monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
-    monkeypatch.setattr(probe_command, "_open_store", lambda path: store)
+    monkeypatch.setattr(probing_run, "open_store", lambda path: store)
     return store
 
 
@@ -132,7 +133,7 @@ def test_interrupted_run_resumes_from_parts(fake, tmp_path, monkeypatch):
 def test_dense_store_size_matched_baseline_and_dense_model(monkeypatch, tmp_path):
     moe, dense = FakeStore(), FakeStore(seed=5, dense=True)
     monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
-    monkeypatch.setattr(probe_command, "_open_store", lambda p: dense if str(p) == "D" else moe)
+    monkeypatch.setattr(probing_run, "open_store", lambda p: dense if str(p) == "D" else moe)
     base = ["--ks", "1", "--seeds", "0", "--no-null", "--no-figures", "--quiet", "--bootstrap", "0"]
     assert cli.main(["probe", "--store", "M", "--dense_store", "D", "--out", str(tmp_path / "m")] + base) == 0
     df = pd.read_parquet(tmp_path / "m" / "probe.parquet")
@@ -168,4 +169,4 @@ def test_zero_filled_semantics_gives_every_labelled_token(fake):
 def test_default_model_name_is_short(model_id, expected):
     from pathlib import Path
 
-    assert probe_command._display_name(model_id, Path("stores/my-store")) == expected
+    assert runs.display_name(model_id, Path("stores/my-store")) == expected

@@ -3,7 +3,9 @@
 The numerical core (:mod:`.core`, :mod:`.fit_fast`, :mod:`.fit_reference`) works on plain arrays:
 one unit's activations ``X [n, D]`` and binary labels ``y [n]`` go in, precision / recall / F1 for
 every k come out, many units at once. Only :mod:`.dataset` knows about the activation store and
-the concept registry, and only :mod:`moelens.analysis.probing.command` knows about the command line.
+the concept registry, :mod:`.run` probes a store start to finish (with :mod:`.runs` for a run's
+identity on disk and :mod:`.baselines` for the dense-store baseline), and only
+:mod:`moelens.analysis.probing.command` knows about the command line.
 
 Choices, in one place:
 
