@@ -55,7 +55,11 @@ def check_device(device: str) -> None:
 
 
 def check_store(store: Any, cfg: Any) -> list[int]:
-    """The layers to probe, after checking that the store can answer the config."""
+    """The layers to probe, after checking that the store can answer the config: it holds
+    tokens, the layers and spaces asked for, and units wide enough for at least one k."""
+    if int(store.n_tokens) == 0:
+        raise StoreError(f"the store {cfg.store} holds no tokens; capture a non-empty corpus "
+                         "into it (moelens capture) and probe that")
     layers = list(cfg.layers) or list(store.layers)
     missing = [l for l in layers if l not in store.layers]
     if missing:
@@ -63,6 +67,10 @@ def check_store(store: Any, cfg: Any) -> list[int]:
     if not any(s in store.spaces(l) for l in layers for s in cfg.spaces):
         raise StoreError(f"the store has none of the spaces {', '.join(cfg.spaces)} at layers "
                          f"{layers}; capture one of them or choose other --spaces")
+    widest = max(int(store.width(l, s)) for l in layers for s in cfg.spaces if s in store.spaces(l))
+    if min(cfg.ks) > widest:
+        raise ConfigError(f"every k in --ks ({' '.join(map(str, cfg.ks))}) exceeds the widest "
+                          f"probed unit ({widest} neurons); choose ks of at most {widest}")
     if cfg.baselines and cfg.baseline_space in ("ffn", "resid"):
         if not any(cfg.baseline_space in store.spaces(l) for l in layers):
             raise StoreError(f"baseline space {cfg.baseline_space!r} is not in the store; capture "
