@@ -186,3 +186,17 @@ def test_a_store_without_tokens_is_an_error(e2e_stores, tmp_path):
                    "--ks", "1", "--seeds", "1")
     assert_user_error(proc, "no tokens")
     assert not out.exists()
+
+
+def test_registry_duplicates_are_counted_once(e2e_stores, tmp_path):
+    """The registry marks ``digits`` as labelling what ``contains_digit`` labels: one concept."""
+    out = tmp_path / "dup"
+    proc = run_cli("probe", "--store", e2e_stores["store_dense"], "--out", out, "--concepts",
+                   "digits", "contains_digit", "--ks", "1", "--seeds", "1", "--bootstrap", "10",
+                   "--no-figures")
+    _ok(proc)
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["duplicates"] == {"digits": "contains_digit"}
+    counts = {r["n_concepts"] for r in summ["aggregates"] if r["family"] == "ffn"}
+    assert counts == {1}
+    assert set(pd.read_parquet(out / "probe.parquet").concept) == {"digits", "contains_digit"}

@@ -12,7 +12,7 @@ from moelens import cli
 from moelens.analysis.probing import run as probing_run
 from moelens.analysis.probing import runs
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.analysis.probing import probe_units
+from moelens.analysis.probing import controls, probe_units
 from moelens.analysis.probing.dataset import layer_units
 
 from .fakes import PLANTED, FakeRegistry, FakeStore
@@ -81,6 +81,12 @@ def test_probe_command_end_to_end_and_rerun(fake, tmp_path, capsys):
     assert head == pytest.approx((digit_best + c1.groupby("seed").f1.max().mean()) / 2)
     assert {"val_selected_test_f1", "mean_expert_f1_at_best_layer", "experts_within_95"} <= set(summ["headline"])
     assert {"routed_tokens", "random_routing", "shuffled_labels", "shared"} <= set(summ["baselines"])
+    # the within-95% histogram counts concepts, not concept x seed: one mean over seeds each
+    within = summ["experts_within_95_per_concept"]["1"]
+    stats = controls.concept_stats(df)
+    ex = stats[(stats.family == "expert") & (stats.k == 1)]
+    assert within == pytest.approx(ex.groupby("concept").experts_within_95.mean().to_dict())
+    assert sorted(within) == ["capital", "digit"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["ks"] == [1, 4, 16] and (out / "DONE").exists()
     assert (out / "figures" / "f1_vs_k.png").exists() and (out / "figures" / "f1_vs_k.svg").exists()
@@ -170,3 +176,22 @@ def test_default_model_name_is_short(model_id, expected):
     from pathlib import Path
 
     assert runs.display_name(model_id, Path("stores/my-store")) == expected
+
+
+def test_a_duplicate_concept_is_counted_once(fake, tmp_path, capsys):
+    """``digits`` labels exactly what ``digit`` labels: its rows stay in the table, but the
+    averages and the number of concepts count it once."""
+    out = tmp_path / "dup"
+    assert cli.main(["probe", "--store", "S", "--out", str(out), "--concepts", "digits", "digit",
+                     "capital", "--ks", "1", "--seeds", "0", "--no-null", "--no-baselines",
+                     "--no-figures", "--bootstrap", "0"]) == 0
+    df = pd.read_parquet(out / "probe.parquet")
+    assert set(df.concept) == {"digits", "digit", "capital"}
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["duplicates"] == {"digits": "digit"}
+    rec = [r for r in summ["aggregates"] if r["seed"] == "all" and r["family"] == "expert"
+           and r["statistic"] == "best_unit_f1" and r["k"] == 1]
+    assert [r["n_concepts"] for r in rec] == [2]
+    best = df[(df.selection == "paper") & (df.control == "none")].groupby("concept").f1.max()
+    assert rec[0]["mean"] == pytest.approx((best["digit"] + best["capital"]) / 2)
+    assert "digits" in capsys.readouterr().out  # the user is told which one was counted once

@@ -103,6 +103,9 @@ def run(cfg: ProbeConfig) -> int:
         head = res.summary["headline"].get("best_unit_f1", {})
         print(f"probe: {res.rows} rows -> {res.path}; mean best-unit F1 "
               + " ".join(f"k={k}:{v:.3f}" for k, v in head.items() if v is not None))
+        for dup, canon in res.summary.get("duplicates", {}).items():
+            print(f"probe: {dup} labels the same tokens as {canon}: its rows are in the table, "
+                  "but averages count the concept once")
         if res.starved:
             print(f"probe: no unit had {cfg.min_samples} positives and negatives for "
                   f"{len(res.starved)} concept(s), left out of the averages: {', '.join(res.starved)}")

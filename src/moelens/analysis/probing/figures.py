@@ -63,6 +63,16 @@ def _f1_axes(ax, title: str) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
+def _count_bins(values: list[float]) -> list[float]:
+    """Unit-wide bins centred on whole counts (means over seeds fall between them)."""
+    return [i - 0.5 for i in range(0, int(max(values)) + 3)]
+
+
+def _seed_note(summ: dict[str, Any]) -> str:
+    n = len(summ.get("seeds") or [])
+    return f"\nmean over {n} seeds per concept" if n > 1 else ""
+
+
 def run_figures(df: pd.DataFrame, summ: dict[str, Any], out_dir: Path) -> list[Path]:
     """Figures of one probe run."""
     plt = _plt()
@@ -78,11 +88,12 @@ def run_figures(df: pd.DataFrame, summ: dict[str, Any], out_dir: Path) -> list[P
         _line(ax, _series(summ, fam, "best_unit_f1"), f"{fam}: best unit", linestyle="--")
     _f1_axes(ax, f"{summ['model']['name']}: k-sparse probing")
     paths += _save(fig, out_dir, "f1_vs_k")
-    within = summ.get("experts_within_95_per_concept", {}).get("1")
+    within = list((summ.get("experts_within_95_per_concept", {}).get("1") or {}).values())
     if within:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.hist(within, bins=range(0, max(within) + 2), align="left")
-        ax.set_xlabel("units of the best layer within 95% of the best (k=1)")
+        ax.hist(within, bins=_count_bins(within))
+        ax.set_xlabel("units of the best layer within 95% of the best (k=1)"
+                      + _seed_note(summ))
         ax.set_ylabel("concepts")
         paths += _save(fig, out_dir, "experts_within_95")
     return paths
@@ -142,9 +153,10 @@ def compare_runs(run_dirs: list[Path], out_dir: Path) -> list[Path]:
     if moes:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for _, s in moes:
-            w = s["experts_within_95_per_concept"]["1"]
-            ax.hist(w, bins=range(0, max(w) + 2), alpha=0.5, label=s["model"]["name"], align="left")
-        ax.set_xlabel("experts of the best layer within 95% of the best (k=1)")
+            w = list(s["experts_within_95_per_concept"]["1"].values())
+            ax.hist(w, bins=_count_bins(w), alpha=0.5, label=s["model"]["name"])
+        ax.set_xlabel("experts of the best layer within 95% of the best (k=1)\n"
+                      "per concept, mean over each run's seeds")
         ax.set_ylabel("concepts")
         ax.legend(fontsize=7)
         paths += _save(fig, out_dir, "compare_experts_within_95")

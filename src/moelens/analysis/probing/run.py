@@ -140,7 +140,8 @@ def probe(cfg: Any) -> ProbeResult:
     summ = summary.build(df, facts, cfg.bootstrap, cfg.seeds[0],
                          extra={"fitter": fitter, "semantics": cfg.semantics, "ks": cfg.ks,
                                 "seeds": cfg.seeds,
-                                "concepts": [concept_glue.name_of(c) for c in chosen]})
+                                "concepts": [concept_glue.name_of(c) for c in chosen]},
+                         duplicates=concept_glue.duplicates(chosen))
     atomic_write_json(stage.path / "summary.json", summ)
     if cfg.figures:
         figures.run_figures(df, summ, stage.path / "figures")

@@ -24,19 +24,26 @@ def model_facts(store: Any, layers: list[int], name: str) -> dict[str, Any]:
 
 
 def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a report or ``--compare`` needs, without rereading the table."""
+          extra: dict[str, Any] | None = None,
+          duplicates: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a report or ``--compare`` needs, without rereading the table.
+
+    ``duplicates`` ({name: canonical name}, see :func:`.concepts.duplicates`) are left out of
+    every mean and count over concepts; their rows stay in the table."""
+    duplicates = dict(duplicates or {})
     stats = controls.concept_stats(df)
+    stats = stats[~stats["concept"].isin(list(duplicates))]
     records = controls.aggregate(stats, n_boot=n_boot, seed=seed)
     families = sorted(set(stats["family"])) if not stats.empty else []
     main = next((f for f in ("expert", "ffn", "shared") if f in families), None)
     fitted = df[df["status"] == "ok"]
     conv = fitted["converged"].astype("float64")
-    within = {}
-    if main is not None:
+    within: dict[str, dict[str, float]] = {}
+    if main is not None:  # one value per concept: the mean over seeds (seeds are not concepts)
         s = stats[(stats["family"] == main)]
         for k, g in s.groupby("k"):
-            within[str(int(k))] = [int(v) for v in g["experts_within_95"].fillna(0)]
+            per = g.assign(n=g["experts_within_95"].fillna(0)).groupby("concept")["n"].mean()
+            within[str(int(k))] = {str(c): float(v) for c, v in per.items()}
     return {
         "model": facts,
         "main_family": main,
@@ -48,5 +55,6 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
         "units_not_enough_samples": int((df["status"] == "not enough samples").sum()),
         "fraction_converged": float(conv.mean()) if len(conv) else None,
         "aggregates": records,
+        "duplicates": duplicates,
         **(extra or {}),
     }
