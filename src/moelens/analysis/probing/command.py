@@ -103,6 +103,12 @@ def run(cfg: ProbeConfig) -> int:
         head = res.summary["headline"].get("best_unit_f1", {})
         print(f"probe: {res.rows} rows -> {res.path}; mean best-unit F1 "
               + " ".join(f"k={k}:{v:.3f}" for k, v in head.items() if v is not None))
+        summ = res.summary
+        if summ["fits_not_converged"] or summ["fitter"] == "saga":
+            print(f"probe: {summ['fits_not_converged']} of {summ['units_fitted']} {summ['fitter']} "
+                  f"fits did not converge (relative gradient above {summ['convergence_tol']:g} "
+                  "where the solver stopped), so their F1 is not the optimum's; see the "
+                  "'converged' column (--fitter fast reaches the optimum)")
         for dup, canon in res.summary.get("duplicates", {}).items():
             print(f"probe: {dup} labels the same tokens as {canon}: its rows are in the table, "
                   "but averages count the concept once")

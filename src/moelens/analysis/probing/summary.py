@@ -1,4 +1,5 @@
-"""The run's summary.json: model facts, headline numbers, every aggregate, convergence."""
+"""The run's summary.json: model facts, headline numbers, every aggregate, convergence (how many
+fits failed the relative gradient test of :mod:`.optimality`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from moelens.analysis.probing import controls
+from moelens.analysis.probing.optimality import GRAD_TOL
 
 
 def model_facts(store: Any, layers: list[int], name: str) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
     main = next((f for f in ("expert", "ffn", "shared") if f in families), None)
     fitted = df[df["status"] == "ok"]
     conv = fitted["converged"].astype("float64")
+    fits = fitted[fitted["selection"] == "paper"]  # one row per (unit, k) fit
     within: dict[str, dict[str, float]] = {}
     if main is not None:  # one value per concept: the mean over seeds (seeds are not concepts)
         s = stats[(stats["family"] == main)]
@@ -54,6 +57,8 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
         "units_fitted": int(len(fitted[fitted["selection"] == "paper"])),
         "units_not_enough_samples": int((df["status"] == "not enough samples").sum()),
         "fraction_converged": float(conv.mean()) if len(conv) else None,
+        "fits_not_converged": int((fits["converged"] == False).sum()),  # noqa: E712 (nullable)
+        "convergence_tol": GRAD_TOL,
         "aggregates": records,
         "duplicates": duplicates,
         **(extra or {}),
