@@ -195,3 +195,62 @@ def test_a_duplicate_concept_is_counted_once(fake, tmp_path, capsys):
     best = df[(df.selection == "paper") & (df.control == "none")].groupby("concept").f1.max()
     assert rec[0]["mean"] == pytest.approx((best["digit"] + best["capital"]) / 2)
     assert "digits" in capsys.readouterr().out  # the user is told which one was counted once
+
+
+def _svg_text(path) -> str:
+    import html
+
+    return html.unescape(path.read_text())
+
+
+CORRECTED = "validation-selected, test F1"
+PAPER = "paper protocol (best unit on the held-out split, biased upward)"
+
+
+def test_headline_leads_with_the_corrected_number_and_shows_baselines(fake, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["probe", "--store", "S", "--out", str(out), "--ks", "1", "2", "--seeds", "0",
+                     "--bootstrap", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summ = json.loads((out / "summary.json").read_text())
+    start = next(i for i, l in enumerate(lines) if l.strip() == "expert")
+    assert lines[start + 1].strip().startswith(CORRECTED)  # the corrected number comes first
+    assert lines[start + 2].strip().startswith(PAPER)
+    for i, stat in ((1, "val_selected_test_f1"), (2, "best_unit_f1")):
+        shown = [float(v) for v in lines[start + i].split()[-2:]]
+        assert shown == pytest.approx([summ["headline"][stat][k] for k in ("1", "2")], abs=5e-4)
+    text = "\n".join(lines)
+    assert "routed-token baseline" in text and "size-matched baseline" in text
+    routed = summ["baselines"]["routed_tokens"]["val_selected_test_f1"]["1"]
+    assert f"{routed:.3f}" in text
+    svg = _svg_text(out / "figures" / "f1_vs_k.svg")
+    assert f"expert: {CORRECTED}" in svg and f"expert: {PAPER}" in svg and "routed-token baseline" in svg
+
+
+def test_compare_uses_the_concepts_every_run_has(fake, tmp_path, capsys):
+    base = ["--ks", "1", "2", "--seeds", "0", "1", "--bootstrap", "20", "--quiet"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main(["probe", "--store", "S", "--out", str(a), "--model", "A", *base]) == 0
+    assert cli.main(["probe", "--store", "S", "--out", str(b), "--model", "B", "--concepts",
+                     "digit", *base]) == 0
+    capsys.readouterr()
+    figs = tmp_path / "cmp"
+    assert cli.main(["probe", "--compare", str(a), str(b), "--out", str(figs)]) == 0
+    said = capsys.readouterr().out
+    assert "left out: capital (none in B)" in said
+    cmp = json.loads((figs / "compare.json").read_text())
+    assert cmp["concepts"] == ["digit"] and cmp["left_out"] == {"capital": ["B"]}
+    # A's mean is over digit alone, not over A's own two concepts
+    stats = controls.concept_stats(pd.read_parquet(a / "probe.parquet"))
+    digit = stats[(stats.family == "expert") & (stats.concept == "digit")].groupby("k")
+    row = next(r for r in cmp["headline"]["A"] if r["family"] == "expert"
+               and r["statistic"] == "val_selected_test_f1")
+    assert row["values"] == pytest.approx({str(k): v for k, v in
+                                           digit.val_selected_test_f1.mean().items()})
+    own = json.loads((a / "summary.json").read_text())["headline"]["val_selected_test_f1"]["1"]
+    assert own != pytest.approx(row["values"]["1"])
+    for stem in ("compare_f1_vs_k", "compare_density_k1"):
+        svg = _svg_text(figs / f"{stem}.svg")
+        assert "left out: capital (none in B)" in svg
+        assert CORRECTED in svg and PAPER in svg
+    assert "routed-token baseline" in _svg_text(figs / "compare_f1_vs_k.svg")

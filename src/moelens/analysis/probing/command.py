@@ -3,7 +3,8 @@
 Thin: the typed config and its checks, then :func:`moelens.analysis.probing.run.probe` does the
 work (open and check the store, sample each concept's tokens, fit every (concept, layer, unit, k),
 write the table, the summary and figures into a run stage) and this prints where results went.
-``--compare A B ...`` instead draws comparison figures from finished probe runs (no store needed).
+``--compare A B ...`` instead compares finished probe runs over the concepts they all have
+(:mod:`moelens.analysis.probing.compare`; no store needed).
 """
 
 from __future__ import annotations
@@ -87,32 +88,44 @@ class ProbeConfig:
 
 
 def run(cfg: ProbeConfig) -> int:
-    """Probe a store, or draw comparison figures of finished runs; print where results went."""
-    from moelens.analysis.probing import figures
+    """Probe a store, or compare finished runs; print the headline and where results went."""
+    from moelens.analysis.probing import compare, figures, headline
     from moelens.analysis.probing import run as probing
 
     if cfg.compare:
-        paths = figures.compare_runs(cfg.compare, Path(cfg.out))
-        print(f"probe: wrote {len(paths)} comparison figures to {cfg.out}")
+        cmp = compare.compare(cfg.compare, n_boot=cfg.bootstrap)
+        rows = compare.headline_rows(cmp)
+        paths = figures.compare_runs(cmp, Path(cfg.out))
+        where = compare.write(cmp, Path(cfg.out), rows)
+        print(f"probe: compared {len(cmp.runs)} runs; {cmp.note()}")
+        ks = sorted({int(k) for rs in rows.values() for r in rs for k in r["values"]})
+        for name, rs in rows.items():
+            print(f"probe: {name}, mean F1")
+            for line in headline.table_lines(rs, ks):
+                print(line)
+        print(f"probe: wrote {len(paths)} comparison figures and {where.name} to {cfg.out}")
         return 0
     res = probing.probe(cfg)
     if res.skipped:
         print(f"probe: {cfg.out} is already done; pass --overwrite to redo it")
         return 0
-    if not cfg.quiet:
-        head = res.summary["headline"].get("best_unit_f1", {})
-        print(f"probe: {res.rows} rows -> {res.path}; mean best-unit F1 "
-              + " ".join(f"k={k}:{v:.3f}" for k, v in head.items() if v is not None))
-        summ = res.summary
-        if summ["fits_not_converged"] or summ["fitter"] == "saga":
-            print(f"probe: {summ['fits_not_converged']} of {summ['units_fitted']} {summ['fitter']} "
-                  f"fits did not converge (relative gradient above {summ['convergence_tol']:g} "
-                  "where the solver stopped), so their F1 is not the optimum's; see the "
-                  "'converged' column (--fitter fast reaches the optimum)")
-        for dup, canon in res.summary.get("duplicates", {}).items():
-            print(f"probe: {dup} labels the same tokens as {canon}: its rows are in the table, "
-                  "but averages count the concept once")
-        if res.starved:
-            print(f"probe: no unit had {cfg.min_samples} positives and negatives for "
-                  f"{len(res.starved)} concept(s), left out of the averages: {', '.join(res.starved)}")
+    if cfg.quiet:
+        return 0
+    summ = res.summary
+    print(f"probe: {res.rows} rows -> {res.path}")
+    print(f"probe: mean F1 over {summ['n_concepts']} concepts (95% intervals in summary.json); "
+          "read the validation-selected test F1, the paper protocol's number is biased upward")
+    for line in headline.table_lines(summ["headline_table"], summ["ks"]):
+        print(line)
+    if summ["fits_not_converged"] or summ["fitter"] == "saga":
+        print(f"probe: {summ['fits_not_converged']} of {summ['units_fitted']} {summ['fitter']} "
+              f"fits did not converge (relative gradient above {summ['convergence_tol']:g} "
+              "where the solver stopped), so their F1 is not the optimum's; see the "
+              "'converged' column (--fitter fast reaches the optimum)")
+    for dup, canon in summ.get("duplicates", {}).items():
+        print(f"probe: {dup} labels the same tokens as {canon}: its rows are in the table, "
+              "but averages count the concept once")
+    if res.starved:
+        print(f"probe: no unit had {cfg.min_samples} positives and negatives for "
+              f"{len(res.starved)} concept(s), left out of the averages: {', '.join(res.starved)}")
     return 0

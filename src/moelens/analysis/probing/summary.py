@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moelens.analysis.probing import controls
+from moelens.analysis.probing import controls, headline
 from moelens.analysis.probing.optimality import GRAD_TOL
 
 
@@ -47,7 +47,9 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
         for k, g in s.groupby("k"):
             per = g.assign(n=g["experts_within_95"].fillna(0)).groupby("concept")["n"].mean()
             within[str(int(k))] = {str(c): float(v) for c, v in per.items()}
-    return {
+    n_concepts = max((r["n_concepts"] for r in records if r["seed"] == "all"
+                      and r["family"] == main), default=0)
+    summ = {
         "model": facts,
         "main_family": main,
         "headline": controls.headline(records, main) if main else {},
@@ -61,5 +63,8 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
         "convergence_tol": GRAD_TOL,
         "aggregates": records,
         "duplicates": duplicates,
+        "n_concepts": int(n_concepts),
         **(extra or {}),
     }
+    summ["headline_table"] = headline.rows(summ)
+    return summ
