@@ -61,7 +61,7 @@ class ProbeConfig:
     dense_store: Path | None = None
     """a dense model's store: its ffn units probed on random token subsets the size of each expert dataset (same concepts and seeds; layers matched by relative depth)"""
     compare: list[Path] = field(default_factory=list)
-    """finished probe runs to compare in figures (instead of probing a store)"""
+    """finished probe runs to compare (instead of probing a store): headline table, figures and compare.json, every run averaged over the concepts all of them have"""
     overwrite: bool = False
     """redo a finished run in OUT"""
     quiet: bool = False

@@ -55,11 +55,15 @@ class Comparison:
     left_out: dict[str, list[str]]
     """concept -> the runs (by name) that have no result for it"""
     n_boot: int = 1000
+    _cache: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def means(self, run: RunView, family: str, statistic: str) -> pd.DataFrame:
         """k, mean, ci_low, ci_high over the shared concepts (seeds averaged per concept)."""
-        s = run.stats[(run.stats["family"] == family) & run.stats["concept"].isin(self.concepts)]
-        recs = [r for r in controls.aggregate(s, n_boot=self.n_boot, seed=0)
+        key = (id(run), family)
+        if key not in self._cache:
+            s = run.stats[(run.stats["family"] == family) & run.stats["concept"].isin(self.concepts)]
+            self._cache[key] = controls.aggregate(s, n_boot=self.n_boot, seed=0)
+        recs = [r for r in self._cache[key]
                 if r["seed"] == "all" and r["statistic"] == statistic and r["mean"] is not None]
         return pd.DataFrame(recs).sort_values("k") if recs else pd.DataFrame()
 
