@@ -11,8 +11,8 @@ at most 64 features + intercept per problem, Newton's method is cheap: the Hessi
 Cholesky. A backtracking (Armijo) line search makes it globally convergent; it stops when the
 relative gradient test of :mod:`.optimality` passes (the same test that flags the reference
 fitter's fits), or when the Newton decrement is at float64 round-off. It reaches the optimum that
-saga only approaches (saga on unscaled activations often stops at ``max_iter=500`` first), in
-float64, typically in 5-15 iterations. Problems of one k are stacked into a batch, rows padded
+saga only approaches (on small unscaled activations saga stops by its own tolerance far from
+it, see :mod:`.fit_reference`), in float64, typically in 5-15 iterations. Problems of one k are stacked into a batch, rows padded
 with zero sample weight; a batch runs on ``device`` (CPU or CUDA).
 """
 
@@ -60,8 +60,9 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
     [B, 1+p] (intercept, then weights) and a bool [B]: converged, i.e. the relative gradient
     of :func:`moelens.analysis.probing.optimality.relative_gradient` is at most ``tol`` at the
     returned solution. Iteration stops at that test, or when the Newton decrement is at
-    float64 round-off of the objective (no further progress possible). The Hessian is formed in float32 (it only steers the step; gradient,
-    objective and line search are float64, so the optimum reached is the float64 one). The line
+    float64 round-off of the objective (no further progress possible). The Hessian is formed
+    in float32 (it only steers the step; gradient, objective and line search are float64, so
+    the optimum reached is the float64 one). The line
     search reuses ``A d`` so each iteration costs three batched products. Finished problems are
     dropped from the working set once they are a quarter of it.
     """
@@ -101,6 +102,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
         if bool(bad.any()):  # numerically indefinite: a gradient step for those problems
             d = torch.where(bad.unsqueeze(-1), -g, d)
         gd = (g * d).sum(-1)
+        # the test of optimality.relative_gradient, on the gradient already at hand
         small = (g.abs() / (scale + reg * th.abs()).clamp_min(torch.finfo(A.dtype).tiny)).amax(-1) <= tol
         stalled = (-gd / 2 <= 1e-15 * (1.0 + f.abs())) & ~bad
         finished = small | stalled | ~live
