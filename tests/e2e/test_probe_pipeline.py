@@ -161,3 +161,42 @@ def test_a_concept_without_positives_is_reported(pipeline, tmp_path):
     df = pd.read_parquet(out / "probe.parquet")
     assert set(df[df.concept == "never"].status) == {"not enough samples"}
     assert (df[df.concept == "contains_digit"].status == "ok").any()
+
+
+def test_ks_wider_than_every_unit_is_an_error(e2e_stores, tmp_path):
+    """The tiny OLMoE's experts are 16 wide: --ks 32 64 can fit nothing, so it must not finish
+    as a run with an empty headline."""
+    out = tmp_path / "wide"
+    proc = run_cli("probe", "--store", e2e_stores["store_moe"], "--out", out, "--ks", "32", "64",
+                   "--concepts", "contains_digit", "--seeds", "1")
+    assert_user_error(proc, "--ks", "16")
+    assert not out.exists()
+
+
+def test_a_store_without_tokens_is_an_error(e2e_stores, tmp_path):
+    import shutil
+
+    empty = tmp_path / "empty_store"
+    shutil.copytree(e2e_stores["store_dense"], empty)
+    manifest = json.loads((empty / "manifest.json").read_text())
+    manifest.update(n_tokens=0, shards=[])  # what a capture of nothing would describe
+    (empty / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "o"
+    proc = run_cli("probe", "--store", empty, "--out", out, "--concepts", "contains_digit",
+                   "--ks", "1", "--seeds", "1")
+    assert_user_error(proc, "no tokens")
+    assert not out.exists()
+
+
+def test_registry_duplicates_are_counted_once(e2e_stores, tmp_path):
+    """The registry marks ``digits`` as labelling what ``contains_digit`` labels: one concept."""
+    out = tmp_path / "dup"
+    proc = run_cli("probe", "--store", e2e_stores["store_dense"], "--out", out, "--concepts",
+                   "digits", "contains_digit", "--ks", "1", "--seeds", "1", "--bootstrap", "10",
+                   "--no-figures")
+    _ok(proc)
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["duplicates"] == {"digits": "contains_digit"}
+    counts = {r["n_concepts"] for r in summ["aggregates"] if r["family"] == "ffn"}
+    assert counts == {1}
+    assert set(pd.read_parquet(out / "probe.parquet").concept) == {"digits", "contains_digit"}

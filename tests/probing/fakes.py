@@ -3,7 +3,8 @@
 ``FakeStore`` implements the reader methods documented in docs/interfaces.md ("Activation
 store") that probing uses, with a planted signal: in layer 0, neuron 3 of expert 1 is
 ``5 * [token contains a digit] + noise`` on the tokens routed to it. ``FakeRegistry`` mimics the
-concept registry's documented functions for two concepts (``digit``, ``capital``).
+concept registry's documented functions for two concepts (``digit``, ``capital``) and a
+duplicate (``digits``, marked ``duplicate_of="digit"``).
 """
 
 from __future__ import annotations
@@ -111,20 +112,27 @@ class FakeStore:
 
 class FakeRegistry:
     CONCEPTS = {"digit": "text", "capital": "text"}
+    DUPLICATES = {"digits": "digit"}  # labels what "digit" labels; not listed by "all"
 
     def groups(self):
         return sorted(set(self.CONCEPTS.values()))
 
     def get_concept(self, name, variant="fixed"):
+        if name in self.DUPLICATES:
+            return SimpleNamespace(name=name, group="text", duplicate_of=self.DUPLICATES[name])
         if name not in self.CONCEPTS:
             raise ConfigError(f"unknown concept {name!r}; see the concept list")
-        return SimpleNamespace(name=name, group=self.CONCEPTS[name])
+        return SimpleNamespace(name=name, group=self.CONCEPTS[name], duplicate_of=None)
+
+    def canonical_concepts(self, concepts):
+        names = {c.name for c in concepts}
+        return [c for c in concepts if c.duplicate_of is None or c.duplicate_of not in names]
 
     def list_concepts(self, group=None, variant="fixed"):
         return [self.get_concept(n) for n, g in self.CONCEPTS.items() if group in (None, g)]
 
     def corpus_token_labels(self, concept, documents, doc_ids, offsets):
-        labels = np.array([any((str.isdigit if concept.name == "digit" else str.isupper)(ch)
+        labels = np.array([any((str.isdigit if concept.name in ("digit", "digits") else str.isupper)(ch)
                                 for ch in documents[d][a:b]) for d, (a, b) in zip(doc_ids, offsets)],
                           dtype=bool)
         return labels, np.asarray(offsets)[:, 1] > np.asarray(offsets)[:, 0]

@@ -6,7 +6,7 @@ import pytest
 
 from clitools import assert_user_error, run_cli
 from moelens import cli
-from moelens.analysis.probing import command as probe_command
+from moelens.analysis.probing import run as probing_run
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.errors import StoreError
 
@@ -27,7 +27,7 @@ def test_no_store_and_no_compare_exit_2():
 
 def _in_process(monkeypatch, capsys, store, argv):
     monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
-    monkeypatch.setattr(probe_command, "_open_store", lambda path: store)
+    monkeypatch.setattr(probing_run, "open_store", lambda path: store)
     code = cli.main(["probe", "--store", "S", *argv])
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     return code, err
@@ -54,7 +54,7 @@ def test_missing_store_and_bad_layer(monkeypatch, capsys, tmp_path):
     def missing(path):
         raise StoreError(f"no activation store at {path}; run 'moelens capture' first")
 
-    monkeypatch.setattr(probe_command, "_open_store", missing)
+    monkeypatch.setattr(probing_run, "open_store", missing)
     assert cli.main(["probe", "--store", str(tmp_path / "nope")]) == 2
     assert "no activation store" in capsys.readouterr().err
     code, err = _in_process(monkeypatch, capsys, FakeStore(), ["--layers", "7"])

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from moelens import cli
-from moelens.analysis.probing import command as probe_command
+from moelens.analysis.probing import run as probing_run
+from moelens.analysis.probing import runs
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.analysis.probing import probe_units
+from moelens.analysis.probing import controls, probe_units
 from moelens.analysis.probing.dataset import layer_units
 
 from .fakes import PLANTED, FakeRegistry, FakeStore
@@ -21,7 +22,7 @@ from .fakes import PLANTED, FakeRegistry, FakeStore
 def fake(monkeypatch):
     store = FakeStore()
     monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
-    monkeypatch.setattr(probe_command, "_open_store", lambda path: store)
+    monkeypatch.setattr(probing_run, "open_store", lambda path: store)
     return store
 
 
@@ -80,6 +81,12 @@ def test_probe_command_end_to_end_and_rerun(fake, tmp_path, capsys):
     assert head == pytest.approx((digit_best + c1.groupby("seed").f1.max().mean()) / 2)
     assert {"val_selected_test_f1", "mean_expert_f1_at_best_layer", "experts_within_95"} <= set(summ["headline"])
     assert {"routed_tokens", "random_routing", "shuffled_labels", "shared"} <= set(summ["baselines"])
+    # the within-95% histogram counts concepts, not concept x seed: one mean over seeds each
+    within = summ["experts_within_95_per_concept"]["1"]
+    stats = controls.concept_stats(df)
+    ex = stats[(stats.family == "expert") & (stats.k == 1)]
+    assert within == pytest.approx(ex.groupby("concept").experts_within_95.mean().to_dict())
+    assert sorted(within) == ["capital", "digit"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["ks"] == [1, 4, 16] and (out / "DONE").exists()
     assert (out / "figures" / "f1_vs_k.png").exists() and (out / "figures" / "f1_vs_k.svg").exists()
@@ -132,7 +139,7 @@ def test_interrupted_run_resumes_from_parts(fake, tmp_path, monkeypatch):
 def test_dense_store_size_matched_baseline_and_dense_model(monkeypatch, tmp_path):
     moe, dense = FakeStore(), FakeStore(seed=5, dense=True)
     monkeypatch.setattr(concept_glue, "_registry", lambda: FakeRegistry())
-    monkeypatch.setattr(probe_command, "_open_store", lambda p: dense if str(p) == "D" else moe)
+    monkeypatch.setattr(probing_run, "open_store", lambda p: dense if str(p) == "D" else moe)
     base = ["--ks", "1", "--seeds", "0", "--no-null", "--no-figures", "--quiet", "--bootstrap", "0"]
     assert cli.main(["probe", "--store", "M", "--dense_store", "D", "--out", str(tmp_path / "m")] + base) == 0
     df = pd.read_parquet(tmp_path / "m" / "probe.parquet")
@@ -168,4 +175,82 @@ def test_zero_filled_semantics_gives_every_labelled_token(fake):
 def test_default_model_name_is_short(model_id, expected):
     from pathlib import Path
 
-    assert probe_command._display_name(model_id, Path("stores/my-store")) == expected
+    assert runs.display_name(model_id, Path("stores/my-store")) == expected
+
+
+def test_a_duplicate_concept_is_counted_once(fake, tmp_path, capsys):
+    """``digits`` labels exactly what ``digit`` labels: its rows stay in the table, but the
+    averages and the number of concepts count it once."""
+    out = tmp_path / "dup"
+    assert cli.main(["probe", "--store", "S", "--out", str(out), "--concepts", "digits", "digit",
+                     "capital", "--ks", "1", "--seeds", "0", "--no-null", "--no-baselines",
+                     "--no-figures", "--bootstrap", "0"]) == 0
+    df = pd.read_parquet(out / "probe.parquet")
+    assert set(df.concept) == {"digits", "digit", "capital"}
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["duplicates"] == {"digits": "digit"}
+    rec = [r for r in summ["aggregates"] if r["seed"] == "all" and r["family"] == "expert"
+           and r["statistic"] == "best_unit_f1" and r["k"] == 1]
+    assert [r["n_concepts"] for r in rec] == [2]
+    best = df[(df.selection == "paper") & (df.control == "none")].groupby("concept").f1.max()
+    assert rec[0]["mean"] == pytest.approx((best["digit"] + best["capital"]) / 2)
+    assert "digits" in capsys.readouterr().out  # the user is told which one was counted once
+
+
+def _svg_text(path) -> str:
+    import html
+
+    return html.unescape(path.read_text())
+
+
+CORRECTED = "validation-selected, test F1"
+PAPER = "paper protocol (best unit on the held-out split, biased upward)"
+
+
+def test_headline_leads_with_the_corrected_number_and_shows_baselines(fake, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["probe", "--store", "S", "--out", str(out), "--ks", "1", "2", "--seeds", "0",
+                     "--bootstrap", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summ = json.loads((out / "summary.json").read_text())
+    start = next(i for i, l in enumerate(lines) if l.strip() == "expert")
+    assert lines[start + 1].strip().startswith(CORRECTED)  # the corrected number comes first
+    assert lines[start + 2].strip().startswith(PAPER)
+    for i, stat in ((1, "val_selected_test_f1"), (2, "best_unit_f1")):
+        shown = [float(v) for v in lines[start + i].split()[-2:]]
+        assert shown == pytest.approx([summ["headline"][stat][k] for k in ("1", "2")], abs=5e-4)
+    text = "\n".join(lines)
+    assert "routed-token baseline" in text and "size-matched baseline" in text
+    routed = summ["baselines"]["routed_tokens"]["val_selected_test_f1"]["1"]
+    assert f"{routed:.3f}" in text
+    svg = _svg_text(out / "figures" / "f1_vs_k.svg")
+    assert f"expert: {CORRECTED}" in svg and f"expert: {PAPER}" in svg and "routed-token baseline" in svg
+
+
+def test_compare_uses_the_concepts_every_run_has(fake, tmp_path, capsys):
+    base = ["--ks", "1", "2", "--seeds", "0", "1", "--bootstrap", "20", "--quiet"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main(["probe", "--store", "S", "--out", str(a), "--model", "A", *base]) == 0
+    assert cli.main(["probe", "--store", "S", "--out", str(b), "--model", "B", "--concepts",
+                     "digit", *base]) == 0
+    capsys.readouterr()
+    figs = tmp_path / "cmp"
+    assert cli.main(["probe", "--compare", str(a), str(b), "--out", str(figs)]) == 0
+    said = capsys.readouterr().out
+    assert "left out: capital (none in B)" in said
+    cmp = json.loads((figs / "compare.json").read_text())
+    assert cmp["concepts"] == ["digit"] and cmp["left_out"] == {"capital": ["B"]}
+    # A's mean is over digit alone, not over A's own two concepts
+    stats = controls.concept_stats(pd.read_parquet(a / "probe.parquet"))
+    digit = stats[(stats.family == "expert") & (stats.concept == "digit")].groupby("k")
+    row = next(r for r in cmp["headline"]["A"] if r["family"] == "expert"
+               and r["statistic"] == "val_selected_test_f1")
+    assert row["values"] == pytest.approx({str(k): v for k, v in
+                                           digit.val_selected_test_f1.mean().items()})
+    own = json.loads((a / "summary.json").read_text())["headline"]["val_selected_test_f1"]["1"]
+    assert own != pytest.approx(row["values"]["1"])
+    for stem in ("compare_f1_vs_k", "compare_density_k1"):
+        svg = _svg_text(figs / f"{stem}.svg")
+        assert "left out: capital (none in B)" in svg
+        assert CORRECTED in svg and PAPER in svg
+    assert "routed-token baseline" in _svg_text(figs / "compare_f1_vs_k.svg")

@@ -54,3 +54,34 @@ def test_newton_reaches_sklearn_optimum(k):
     assert bool(done[0])
     np.testing.assert_allclose(theta[0, 1:].numpy(), ref.coef_[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(theta[0, 0].item(), ref.intercept_[0], rtol=1e-4, atol=1e-5)
+
+
+def test_convergence_flag_is_about_the_gradient_not_the_iteration_count():
+    """Features as small as captured activations (sd ~ 0.007): saga stops by its own tolerance
+    long before max_iter, far from the optimum; the flag must say so, for both fitters."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from moelens.analysis.probing.fit_reference import MAX_ITER, fit_one
+    from moelens.analysis.probing.optimality import converged_one
+
+    rng = np.random.default_rng(5)
+    n = 600
+    y = rng.random(n) < 0.4
+    X = 0.007 * (rng.normal(size=(n, 4)) + 0.8 * y[:, None])
+    model, ok = fit_one(X, y)
+    assert model.n_iter_[0] < MAX_ITER and not ok  # stopped early, and flagged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tight = LogisticRegression(solver="lbfgs", C=1.0, class_weight="balanced", tol=1e-12,
+                                   max_iter=100000).fit(X, y)
+    assert converged_one(X, y, balanced_weights(y), tight.coef_[0], tight.intercept_[0])
+    A = torch.from_numpy(np.concatenate([np.ones((n, 1)), X], axis=1))[None]
+    yt, st = torch.from_numpy(y.astype(np.float64))[None], torch.from_numpy(balanced_weights(y))[None]
+    far = torch.tensor([[3.0, 50.0, -50.0, 50.0, -50.0]], dtype=torch.float64)
+    _, done = newton_logreg(A, yt, st, theta0=far, max_iter=1)  # cut off far from the optimum
+    assert not bool(done[0])
+    theta, done = newton_logreg(A, yt, st)
+    assert bool(done[0])
+    np.testing.assert_allclose(theta[0, 1:].numpy(), tight.coef_[0], rtol=1e-5)

@@ -3,7 +3,9 @@
 The numerical core (:mod:`.core`, :mod:`.fit_fast`, :mod:`.fit_reference`) works on plain arrays:
 one unit's activations ``X [n, D]`` and binary labels ``y [n]`` go in, precision / recall / F1 for
 every k come out, many units at once. Only :mod:`.dataset` knows about the activation store and
-the concept registry, and only :mod:`moelens.analysis.probing.command` knows about the command line.
+the concept registry, :mod:`.run` probes a store start to finish (with :mod:`.runs` for a run's
+identity on disk and :mod:`.baselines` for the dense-store baseline), and only
+:mod:`moelens.analysis.probing.command` knows about the command line.
 
 Choices, in one place:
 
@@ -12,10 +14,17 @@ Choices, in one place:
 - Units with fewer than 50 positives or 50 negatives get ``not enough samples`` rows (NaN).
 - Two fitters of the same objective (sklearn's L2 logistic loss, C=1, balanced class weights,
   unpenalised intercept, raw features): ``newton`` (default, exact optimum, batched in torch)
-  and ``saga`` (the paper's protocol, 500 iterations; non-converged fits are flagged).
+  and ``saga`` (the paper's protocol, 500 iterations; fits that stopped short of the optimum are
+  flagged and counted).
 - Validation control: the 25% held-out split is halved (stratified) into val and test; units are
   chosen on val and reported on test (:mod:`.controls`). One fit per (unit, k) serves both.
 - Baselines and nulls are described in :mod:`.dataset`; aggregates in :mod:`.controls`.
+- Headlines (stdout, summary.json, figures) lead with the validation-selected test F1 and show
+  the paper's biased best-unit number and the baselines beside it (:mod:`.headline`).
+- Duplicate concepts (the registry's ``duplicate_of``) are counted once in every average;
+  ``--compare`` averages every run over the concepts all runs have (:mod:`.compare`).
+- A fit is converged when the relative gradient at its stopping point is small
+  (:mod:`.optimality`), for both fitters.
 """
 
 from moelens.analysis.probing.core import KS, Prepared, prepare, probe_units

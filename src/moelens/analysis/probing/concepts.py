@@ -1,7 +1,7 @@
 """Glue to the concept registry: concept names -> sampled positive/negative tokens of a store.
 
 Uses only the registry's documented functions (``groups``, ``get_concept``, ``list_concepts``,
-``corpus_token_labels``, ``sample_examples``); unknown names raise the registry's ConfigError.
+``canonical_concepts``, ``corpus_token_labels``, ``sample_examples``); unknown names raise the registry's ConfigError.
 Concept selectors accepted in ``--concepts``: ``all`` (every concept of the chosen variant),
 ``group:NAME`` or a bare group name (one group, e.g. ``latex``), or anything ``get_concept``
 parses (a concept name or a user concept such as ``regex:...``), always in the chosen variant.
@@ -46,6 +46,15 @@ def resolve(selectors: list[str], variant: str = "fixed") -> list[Any]:
             if all(name_of(c) != name_of(o) for o in found):
                 found.append(c)
     return found
+
+
+def duplicates(concepts: list[Any]) -> dict[str, str]:
+    """{name: canonical name} of the concepts that label the same tokens as another concept of
+    the list (the registry's ``canonical_concepts`` drops them): their rows stay in the table,
+    but averages and counts over concepts skip them, so each concept is counted once."""
+    kept = {name_of(c) for c in _registry().canonical_concepts(list(concepts))}
+    return {name_of(c): str(getattr(c, "duplicate_of", "") or "") for c in concepts
+            if name_of(c) not in kept}
 
 
 def name_of(concept: Any) -> str:

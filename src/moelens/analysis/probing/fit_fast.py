@@ -8,10 +8,11 @@ with the L2 penalty::
 (intercept unpenalised, raw features: no standardisation, which would change the optimum). With
 at most 64 features + intercept per problem, Newton's method is cheap: the Hessian
 ``C A^T diag(s p (1-p)) A + diag(1,...,1,0)`` is tiny and solved for all problems with one batched
-Cholesky. A backtracking (Armijo) line search makes it globally convergent; the stopping rule is
-the Newton decrement, which does not depend on the features' scale. It reaches the optimum that
-saga only approaches (saga on unscaled activations often stops at ``max_iter=500`` first), in
-float64, typically in 5-15 iterations. Problems of one k are stacked into a batch, rows padded
+Cholesky. A backtracking (Armijo) line search makes it globally convergent; it stops when the
+relative gradient test of :mod:`.optimality` passes (the same test that flags the reference
+fitter's fits), or when the Newton decrement is at float64 round-off. It reaches the optimum that
+saga only approaches (on small unscaled activations saga stops by its own tolerance far from
+it, see :mod:`.fit_reference`), in float64, typically in 5-15 iterations. Problems of one k are stacked into a batch, rows padded
 with zero sample weight; a batch runs on ``device`` (CPU or CUDA).
 """
 
@@ -23,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from moelens.analysis.probing.optimality import GRAD_TOL, data_scale, relative_gradient
 from moelens.analysis.probing.prepare import Prepared, balanced_weights
 
 _BATCH_BYTES = 512 * 2**20
@@ -49,15 +51,18 @@ def _rmatvec(A: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 1.0,
                   theta0: torch.Tensor | None = None, max_iter: int = 100,
-                  tol: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
+                  tol: float = GRAD_TOL) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise the objective above for a batch.
 
     ``A`` [B, n, 1+p] has a first column of ones (1 on real rows) and then the features, ``y`` [B, n] in {0, 1},
     ``s`` [B, n] sample weights (0 on padding rows), ``theta0`` an optional start (e.g. the k/2
     solution padded with zeros: the top-k features extend the top-k/2 ones). Returns ``theta``
-    [B, 1+p] (intercept, then weights) and a bool [B]: the Newton decrement fell below
-    ``tol * (1 + |f|)``. The Hessian is formed in float32 (it only steers the step; gradient,
-    objective and line search are float64, so the optimum reached is the float64 one). The line
+    [B, 1+p] (intercept, then weights) and a bool [B]: converged, i.e. the relative gradient
+    of :func:`moelens.analysis.probing.optimality.relative_gradient` is at most ``tol`` at the
+    returned solution. Iteration stops at that test, or when the Newton decrement is at
+    float64 round-off of the objective (no further progress possible). The Hessian is formed
+    in float32 (it only steers the step; gradient, objective and line search are float64, so
+    the optimum reached is the float64 one). The line
     search reuses ``A d`` so each iteration costs three batched products. Finished problems are
     dropped from the working set once they are a quarter of it.
     """
@@ -69,6 +74,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
     done = torch.zeros(B, dtype=torch.bool, device=A.device)
     ids = torch.arange(B, device=A.device)  # working set -> batch index
     Aw, Aw32, yw, sw = A, A.float(), y, s
+    scale = data_scale(A, s, C)
     eta = _matvec(Aw, theta)
 
     def objective(eta: torch.Tensor, th: torch.Tensor) -> torch.Tensor:
@@ -83,6 +89,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
         if int(live.sum()) * 4 < 3 * ids.numel():  # compact the working set
             keep = torch.nonzero(live).squeeze(-1)
             ids, Aw, Aw32, yw, sw = ids[keep], Aw[keep], Aw32[keep], yw[keep], sw[keep]
+            scale = scale[keep]
             eta, f, live = eta[keep], f[keep], live[keep]
         th = theta[ids]
         p = torch.sigmoid(eta)
@@ -95,7 +102,10 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
         if bool(bad.any()):  # numerically indefinite: a gradient step for those problems
             d = torch.where(bad.unsqueeze(-1), -g, d)
         gd = (g * d).sum(-1)
-        finished = ((-gd / 2 <= tol * (1.0 + f.abs())) & ~bad) | ~live
+        # the test of optimality.relative_gradient, on the gradient already at hand
+        small = (g.abs() / (scale + reg * th.abs()).clamp_min(torch.finfo(A.dtype).tiny)).amax(-1) <= tol
+        stalled = (-gd / 2 <= 1e-15 * (1.0 + f.abs())) & ~bad
+        finished = small | stalled | ~live
         Ad = _matvec(Aw, d)
         t = torch.ones_like(f)
         for _ls in range(60):
@@ -110,16 +120,7 @@ def newton_logreg(A: torch.Tensor, y: torch.Tensor, s: torch.Tensor, C: float = 
         eta = eta + ts * Ad
         f = torch.where(step, fc, f)
         done[ids] = done[ids] | finished | ~step
-    return theta, done & _converged(A, y, s, theta, C)
-
-
-def _converged(A, y, s, theta, C) -> torch.Tensor:
-    """Final guard against line-search stalls: the gradient is small against the data term."""
-    p = torch.sigmoid(_matvec(A, theta))
-    reg = torch.ones(theta.shape[1], dtype=A.dtype, device=A.device)
-    reg[0] = 0.0
-    g = C * _rmatvec(A, s * (p - y)) + reg * theta
-    return g.abs().amax(-1) <= 1e-4 * (1.0 + C * s.sum(-1))
+    return theta, relative_gradient(A, y, s, theta, C) <= tol
 
 
 def _pad(arrays: list[np.ndarray], dtype) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The run's summary.json: model facts, headline numbers, every aggregate, convergence."""
+"""The run's summary.json: model facts, headline numbers, every aggregate, convergence (how many
+fits failed the relative gradient test of :mod:`.optimality`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moelens.analysis.probing import controls
+from moelens.analysis.probing import controls, headline
+from moelens.analysis.probing.optimality import GRAD_TOL
 
 
 def model_facts(store: Any, layers: list[int], name: str) -> dict[str, Any]:
@@ -24,20 +26,30 @@ def model_facts(store: Any, layers: list[int], name: str) -> dict[str, Any]:
 
 
 def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a report or ``--compare`` needs, without rereading the table."""
+          extra: dict[str, Any] | None = None,
+          duplicates: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a report or ``--compare`` needs, without rereading the table.
+
+    ``duplicates`` ({name: canonical name}, see :func:`.concepts.duplicates`) are left out of
+    every mean and count over concepts; their rows stay in the table."""
+    duplicates = dict(duplicates or {})
     stats = controls.concept_stats(df)
+    stats = stats[~stats["concept"].isin(list(duplicates))]
     records = controls.aggregate(stats, n_boot=n_boot, seed=seed)
     families = sorted(set(stats["family"])) if not stats.empty else []
     main = next((f for f in ("expert", "ffn", "shared") if f in families), None)
     fitted = df[df["status"] == "ok"]
     conv = fitted["converged"].astype("float64")
-    within = {}
-    if main is not None:
+    fits = fitted[fitted["selection"] == "paper"]  # one row per (unit, k) fit
+    within: dict[str, dict[str, float]] = {}
+    if main is not None:  # one value per concept: the mean over seeds (seeds are not concepts)
         s = stats[(stats["family"] == main)]
         for k, g in s.groupby("k"):
-            within[str(int(k))] = [int(v) for v in g["experts_within_95"].fillna(0)]
-    return {
+            per = g.assign(n=g["experts_within_95"].fillna(0)).groupby("concept")["n"].mean()
+            within[str(int(k))] = {str(c): float(v) for c, v in per.items()}
+    n_concepts = max((r["n_concepts"] for r in records if r["seed"] == "all"
+                      and r["family"] == main), default=0)
+    summ = {
         "model": facts,
         "main_family": main,
         "headline": controls.headline(records, main) if main else {},
@@ -47,6 +59,12 @@ def build(df: pd.DataFrame, facts: dict[str, Any], n_boot: int, seed: int,
         "units_fitted": int(len(fitted[fitted["selection"] == "paper"])),
         "units_not_enough_samples": int((df["status"] == "not enough samples").sum()),
         "fraction_converged": float(conv.mean()) if len(conv) else None,
+        "fits_not_converged": int((fits["converged"] == False).sum()),  # noqa: E712 (nullable)
+        "convergence_tol": GRAD_TOL,
         "aggregates": records,
+        "duplicates": duplicates,
+        "n_concepts": int(n_concepts),
         **(extra or {}),
     }
+    summ["headline_table"] = headline.rows(summ)
+    return summ

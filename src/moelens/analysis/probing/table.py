@@ -3,7 +3,8 @@
 Written whole, atomically, as parquet and csv (a rerun replaces both; rows are never appended
 to an old table). Columns beyond the issue's list: ``control`` (which unit or baseline a row is,
 see :mod:`.dataset`), ``fitter`` (``newton`` = fast path, ``saga`` = the paper's reference) and
-``converged`` (whether that fit reached the optimum; saga often stops at 500 iterations).
+``converged`` (whether that fit passed the relative gradient test of :mod:`.optimality` where
+it stopped; saga often stops early, far from the optimum, on small activations).
 """
 
 from __future__ import annotations
