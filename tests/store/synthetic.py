@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from moelens.capture import store_job
-from moelens.capture.corpus import ShardPlan, Window
+from moelens.capture.windows import ShardPlan, Window
 from moelens.store import format as fmt
 from moelens.store.writer import LayerPlan, ShardWriter
 
@@ -64,5 +64,10 @@ def build(root: Path, seed: int = 0, coo: bool = False) -> Truth:
         w.add_expert_rows(0, rows_tok, rows_exp, fmt.to_storage(hidden[rows_tok, rows_exp], "fp32"), None)
         w.add_dense(0, "resid", tok, resid[tok])
         w.finish()
-    store_job.finalize(root, shards, [doc_text] * (N_TOKENS // CTX), [plan], settings, {"model": {"id": "synthetic"}})
+    documents = store_job.DocumentLog()
+    documents.open(root)
+    for d in range(N_TOKENS // CTX):
+        documents.add(d, doc_text, used=True)
+    spans = [(s.index, s.start, s.stop) for s in shards]
+    store_job.finalize(root, spans, documents, [plan], settings, {"model": {"id": "synthetic"}})
     return Truth(ids, weights, hidden, resid)
