@@ -297,6 +297,11 @@ _RESERVED = ("preset", "config")
 preset kind (others, like upcycle, may have a ``preset`` field of their own), ``--config`` always."""
 
 
+_POSITIONAL = "positional"
+"""Parser dest of a config's one positional argument: a class names the field it stands for in a
+``POSITIONAL`` class attribute (a ``ClassVar``, so not a dataclass field)."""
+
+
 def build_parser(cls: type, prog: str, description: str = "", preset_kind: str | None = None):
     """An argparse parser for ``cls`` with ``--preset`` and ``--config`` in front."""
     parser = _Parser(prog=prog, description=description)
@@ -312,6 +317,10 @@ def build_parser(cls: type, prog: str, description: str = "", preset_kind: str |
     after = " (applied after --preset)" if preset_kind is not None else ""
     parser.add_argument("--config", default=None, help=f"a YAML file of settings{after}")
     _add_fields(parser, cls)
+    positional = getattr(cls, "POSITIONAL", None)
+    if positional is not None:  # e.g. ``moelens store verify STORE`` as well as ``--store STORE``
+        parser.add_argument(_POSITIONAL, nargs="?", default=argparse.SUPPRESS,
+                            metavar=positional.upper(), help=f"the same as --{positional}")
     return parser
 
 
@@ -320,6 +329,11 @@ def parse(cls: type, argv: list[str], prog: str, description: str = "",
     """Parse ``argv`` into a ``cls`` instance (defaults < preset < --config < flags)."""
     parser = build_parser(cls, prog, description, preset_kind)
     ns = vars(parser.parse_args(argv))
+    if _POSITIONAL in ns:
+        name = cls.POSITIONAL
+        if name in ns:
+            raise ConfigError(f"give {name.upper()} or --{name}, not both")
+        ns[name] = ns.pop(_POSITIONAL)
     # without a preset kind, ``preset`` (if present) is the config's own field, not the flag
     preset = (ns.pop("preset", None) if preset_kind is not None else None) or default_preset
     config_file = ns.pop("config", None)

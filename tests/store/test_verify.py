@@ -42,7 +42,7 @@ def _flip(path: Path) -> None:
 
 
 def test_a_good_store_passes(pristine):
-    proc = run_cli("store", "verify", "--store", pristine)
+    proc = run_cli("store", "verify", pristine)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     out = proc.stdout.strip()
@@ -156,7 +156,9 @@ def test_every_problem_is_in_the_report(store):
 
 def test_no_store_is_a_user_error(tmp_path):
     assert_user_error(run_cli("store", "verify", "--store", tmp_path / "nothing"), "no activation store")
-    assert_user_error(run_cli("store", "verify"), "--store is required")
+    assert_user_error(run_cli("store", "verify"), "moelens store verify STORE")
+    assert_user_error(run_cli("store", "verify", tmp_path / "a", "--store", tmp_path / "b"),
+                      "not both")
     (tmp_path / "torn").mkdir()
     (tmp_path / "torn" / "manifest.json").write_text('{"format": "moel')
     assert_user_error(run_cli("store", "verify", "--store", tmp_path / "torn"), "manifest.json", "unreadable")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -257,12 +257,14 @@ def _check_store(root: Path, manifest: dict[str, Any], report: VerifyReport) -> 
 
 @dataclass
 class StoreVerifyConfig:
+    POSITIONAL: ClassVar[str] = "store"
+
     store: Path | None = None
     """activation store directory to check (every file against the manifest's checksums and counts)"""
 
     def __post_init__(self):
         if self.store is None:
-            raise ConfigError("--store is required: the directory of the activation store to check")
+            raise ConfigError("give the store to check: moelens store verify STORE")
 
 
 def run(cfg: StoreVerifyConfig) -> int:
