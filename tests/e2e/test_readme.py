@@ -35,7 +35,7 @@ TRAIN_SIZES = ["--model.n_layer", "2", "--model.n_head", "2", "--model.n_embd", 
 
 APPENDED = {
     "train": TRAIN_SIZES,
-    "data corpora": ["--pos_docs_per_source", "5", "--quiet"],
+    "data corpora": ["--max_docs_per_source", "15", "--pos_docs_per_source", "5", "--quiet"],
     "data chess": ["--workers", "1", "--quiet"],
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
