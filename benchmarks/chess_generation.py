@@ -27,8 +27,15 @@ import numpy as np
 from moelens.config import from_dict
 from moelens.data.chess.dataset import resolve_spec
 from moelens.data.chess.generate import GameSpec, play_game
-from moelens.data.chess.players import (MATE_CP, PIECE_CP, Book, BuiltinPlayer, StockfishPlayer,
-                                        find_stockfish, softmax_pick)
+from moelens.data.chess.players import (
+    MATE_CP,
+    PIECE_CP,
+    Book,
+    BuiltinPlayer,
+    StockfishPlayer,
+    find_stockfish,
+    softmax_pick,
+)
 from moelens.data.commands import ChessDataConfig
 
 BLOCK = 1024

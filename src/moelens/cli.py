@@ -43,7 +43,7 @@ COMMANDS: dict[str, Command] = {
                      preset_kind="train", default_preset=None),
     "eval": Command("moelens.training.evaluate", "EvalConfig", "run",
                     "validation loss and perplexity of a saved model on a data set"),
-    "upcycle": Command("moelens.models.upcycle", "UpcycleConfig", "run",
+    "upcycle": Command("moelens.models.upcycle_command", "UpcycleConfig", "run",
                        "turn a trained dense checkpoint into an MoE / MoE-X checkpoint"),
     "capture": Command("moelens.capture.command", "CaptureConfig", "run",
                        "capture expert, FFN, router and residual activations into a store"),

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from clitools import assert_user_error, run_cli
+
 from moelens.config import from_dict
 from moelens.data.commands import TextDataConfig
 from moelens.data.text import build_text

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.store import ActivationStore
 from moelens.data.concepts import list_concepts
+from moelens.store import ActivationStore
 
 
 def test_variant_is_honoured_for_named_concepts():

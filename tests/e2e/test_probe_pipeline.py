@@ -18,8 +18,8 @@ from clitools import assert_user_error, run_cli
 
 from moelens.analysis.probing import concepts as concept_glue
 from moelens.analysis.probing.dataset import layer_units
-from moelens.store import ActivationStore
 from moelens.data.concepts import list_concepts
+from moelens.store import ActivationStore
 
 CONCEPTS = ["word_initial_capital", "contains_digit", "operator", "digit_re=regex:[0-9]"]
 PROBE = ["--concepts", *CONCEPTS, "--ks", "1", "2", "4", "--seeds", "42", "--bootstrap", "100",

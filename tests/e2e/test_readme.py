@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from clitools import ROOT, cli_env
+
 from .e2e_helpers import bpe_tokenizer, write_corpus
 
 README = ROOT / "README.md"
@@ -119,8 +120,8 @@ def _make_commands(target: str) -> list[list[str]]:
 
 def _make_inputs(cwd: Path) -> None:
     """The files a README user brings, at the README's paths."""
-    from transformers import OlmoeConfig, OlmoeForCausalLM
     import torch
+    from transformers import OlmoeConfig, OlmoeForCausalLM
 
     (cwd / "games.pgn").write_text(PGN)
     texts = [p.read_text() for p in write_corpus(cwd / "corpus", n_prose=8, n_code=4)]

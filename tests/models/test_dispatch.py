@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from model_helpers import one_thread, tiny_layer  # noqa: F401 (autouse fixture)
 from moe_reference import reference_moe
+
 from moelens.models import dispatch as dsp
 
 EMPTY = 3  # the expert that must receive no token

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from model_helpers import one_thread, tiny_config, tiny_layer  # noqa: F401 (autouse fixture)
+
 from moelens.models.ffn import DenseMLP
 from moelens.models.routers import load_balancing_loss
 

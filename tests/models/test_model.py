@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from model_helpers import one_thread, tiny_config, tiny_model  # noqa: F401 (autouse fixture)
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-from model_helpers import one_thread, tiny_config, tiny_model  # noqa: F401 (autouse fixture)
 from moelens.errors import ConfigError
 from moelens.models import DenseMLP, MoELayer, MoelensConfig, MoelensForCausalLM, model_config
 from moelens.models.presets import model_presets

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
+from model_helpers import one_thread, tiny_layer  # noqa: F401 (autouse fixture)
 from scipy.stats import spearmanr
 
-from model_helpers import one_thread, tiny_layer  # noqa: F401 (autouse fixture)
 from moelens.models.routers import SparsityRouter, load_balancing_loss, route
 
 

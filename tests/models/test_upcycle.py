@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
+from model_helpers import one_thread, tiny_model  # noqa: F401 (autouse fixture)
 from transformers import AutoModelForCausalLM
 
-from model_helpers import one_thread, tiny_model  # noqa: F401 (autouse fixture)
 from moelens.models import MoELayer
-from moelens.models.upcycle import UpcycleConfig, expert_units, run, upcycle_model
+from moelens.models.upcycle import expert_units, upcycle_model
+from moelens.models.upcycle_command import UpcycleConfig, run
 
 IDS = torch.randint(0, 32, (2, 12), generator=torch.Generator().manual_seed(0))
 

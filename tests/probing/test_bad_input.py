@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from clitools import assert_user_error, run_cli
+
 from moelens import cli
-from moelens.analysis.probing import run as probing_run
 from moelens.analysis.probing import concepts as concept_glue
+from moelens.analysis.probing import run as probing_run
 from moelens.errors import StoreError
 
 from .fakes import FakeRegistry, FakeStore

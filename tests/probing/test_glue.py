@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 
 from moelens import cli
-from moelens.analysis.probing import run as probing_run
-from moelens.analysis.probing import runs
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.analysis.probing import controls, probe_units
+from moelens.analysis.probing import controls, probe_units, runs
+from moelens.analysis.probing import run as probing_run
 from moelens.analysis.probing.dataset import layer_units
 
 from .fakes import PLANTED, FakeRegistry, FakeStore

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from moelens.analysis.probing import prepare, probe_units
-from moelens.analysis.probing.prepare import balanced_weights
 from moelens.analysis.probing.fit_fast import newton_logreg
+from moelens.analysis.probing.prepare import balanced_weights
 
 
 def _units(seed=0, n_units=6):

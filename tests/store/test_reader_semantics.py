@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import N_TOKENS, build
 
 from moelens.store import ActivationStore
-
-from synthetic import N_TOKENS, build
 
 
 @pytest.fixture(scope="module", params=["rows", "coo"])

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from clitools import assert_user_error, run_cli
-from moelens.store import verify
-
 from synthetic import N_TOKENS, build
+
+from moelens.store import verify
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,13 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from clitools import cli_env
+from safetensors.torch import load_file
 from train_fixtures import one_thread, token_dir  # noqa: F401 (pytest fixtures)
 from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.training.command import run
 from moelens.training.metrics import MetricsLog
-
 
 AUX = 0.01
 """the presets' aux_loss_coef"""

@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import clitools as _root  # run_cli, assert_user_error
 import pytest
 import yaml
 from train_fixtures import (  # noqa: F401 (pytest fixtures)
-    backend, one_thread, text_token_dir, token_dir, trained_run)
+    backend,
+    one_thread,
+    text_token_dir,
+    token_dir,
+    trained_run,
+)
 from train_helpers import tiny_config
 
 from moelens.config import to_dict
 from moelens.training.command import run
-
-import clitools as _root  # run_cli, assert_user_error
 
 
 def _train_error(*args, needles: tuple[str, ...]) -> None:

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from train_fixtures import backend, one_thread, text_token_dir, token_dir, trained_run, use_backend  # noqa: F401 (pytest fixtures)
+from train_fixtures import (  # noqa: F401 (pytest fixtures)
+    backend,
+    one_thread,
+    text_token_dir,
+    token_dir,
+    trained_run,
+    use_backend,
+)
 
 from moelens import cli
 

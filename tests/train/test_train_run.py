@@ -14,7 +14,14 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_fixtures import backend, make_model, one_thread, text_token_dir, token_dir, trained_run  # noqa: F401 (pytest fixtures)
+from train_fixtures import (  # noqa: F401 (pytest fixtures)
+    backend,
+    make_model,
+    one_thread,
+    text_token_dir,
+    token_dir,
+    trained_run,
+)
 from train_helpers import make_backend, tiny_config, tiny_spec
 
 from moelens.training.command import run

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import train_helpers
 import token_fixtures
+import train_helpers
 
 from moelens.training import backend as backend_mod
 

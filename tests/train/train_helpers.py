@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moelens.training.command import ModelSpec, TrainConfig
 from moelens.training import backend as backend_mod
+from moelens.training.command import ModelSpec, TrainConfig
 
 
 def make_backend() -> backend_mod.Backend:

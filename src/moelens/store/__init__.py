@@ -7,10 +7,10 @@ writes through :mod:`.writer` (one shard at a time), and its job module
 store against its manifest (``moelens store verify``).
 """
 
+from moelens.errors import StoreError
 from moelens.store.format import FORMAT_VERSION, SEMANTICS, SPACES
 from moelens.store.reader import ActivationStore
 from moelens.store.verification import Problem, VerifyReport, verify
-from moelens.errors import StoreError
 
 __all__ = ["FORMAT_VERSION", "SEMANTICS", "SPACES", "ActivationStore", "Problem", "StoreError", "VerifyReport",
            "verify"]

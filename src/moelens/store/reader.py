@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from moelens.store import format as fmt
-from moelens.store.stats import UnitStats
 from moelens.errors import StoreError
 from moelens.rundir import sha256_file
+from moelens.store import format as fmt
+from moelens.store.stats import UnitStats
 
 TokenSel = np.ndarray | list[int] | None
 

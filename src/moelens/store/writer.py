@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from moelens.store import format as fmt
 from moelens.rundir import atomic_path, atomic_write_json
+from moelens.store import format as fmt
 
 
 @dataclass

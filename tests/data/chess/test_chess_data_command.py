@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clitools import assert_user_error, run_cli
+
 from moelens.config import from_dict
 from moelens.data.chess import CHESS_VOCAB, decode, replay
 from moelens.data.chess.dataset import build_chess

@@ -13,7 +13,7 @@ from moelens.config import from_dict
 from moelens.data.chess import replay
 from moelens.data.chess.dataset import resolve_spec
 from moelens.data.chess.generate import game_over, play_game
-from moelens.data.chess.players import BuiltinPlayer, material_balance, mate_in_two
+from moelens.data.chess.players import BuiltinPlayer, mate_in_two, material_balance
 from moelens.data.commands import ChessDataConfig
 
 

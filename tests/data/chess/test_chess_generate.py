@@ -10,8 +10,14 @@ import pytest
 
 from moelens.data.chess import game_string, replay
 from moelens.data.chess.generate import GameSpec, generate, play_game, read_shard
-from moelens.data.chess.players import (BuiltinPlayer, StockfishPlayer, _parse_info, evaluate_move,
-                                        find_book, find_stockfish)
+from moelens.data.chess.players import (
+    BuiltinPlayer,
+    StockfishPlayer,
+    _parse_info,
+    evaluate_move,
+    find_book,
+    find_stockfish,
+)
 
 STOCKFISH = find_stockfish()
 

@@ -6,8 +6,17 @@ import chess
 import numpy as np
 import pytest
 
-from moelens.data.chess import (CHESS_VOCAB, ChessTokenizer, IllegalGame, chess_tokenizer, decode,
-                                encode, game_string, replay, trim_partial)
+from moelens.data.chess import (
+    CHESS_VOCAB,
+    ChessTokenizer,
+    IllegalGame,
+    chess_tokenizer,
+    decode,
+    encode,
+    game_string,
+    replay,
+    trim_partial,
+)
 from moelens.errors import DataError
 
 GAME = ";1.e4 e5 2.Nf3 Nc6 3.Bb5 a6 4.Ba4 Nf6 5.O-O Be7"

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
-
 from moelens.analysis.probing import fit_fast, fit_reference
 from moelens.analysis.probing.metrics import prf
 from moelens.analysis.probing.prepare import MIN_PER_CLASS, NOT_ENOUGH, OK, Prepared, prepare

@@ -21,12 +21,11 @@ import chess
 from tqdm import tqdm
 
 from moelens.config import to_dict
-from moelens.data.chess.vocab import CHESS_VOCAB_SIZE
 from moelens.data.chess.blocks import write_splits
-from moelens.data.chess.generate import (GENERATOR_VERSION, GameSpec, check_player,
-                                         default_workers, generate)
+from moelens.data.chess.generate import GENERATOR_VERSION, GameSpec, check_player, default_workers, generate
 from moelens.data.chess.pgn import pgn_games, transcript_games
 from moelens.data.chess.players import find_book, find_stockfish
+from moelens.data.chess.vocab import CHESS_VOCAB_SIZE
 from moelens.data.tokens import prepare_out, write_meta
 from moelens.errors import DataError
 from moelens.rundir import atomic_path, atomic_write_json

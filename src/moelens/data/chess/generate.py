@@ -18,9 +18,8 @@ from typing import Iterator
 import chess
 import numpy as np
 
+from moelens.data.chess.players import Book, BuiltinPlayer, StockfishPlayer, material_balance
 from moelens.data.chess.vocab import game_string, replay
-from moelens.data.chess.players import (Book, BuiltinPlayer, StockfishPlayer,
-                                        material_balance)
 from moelens.errors import DataError
 from moelens.rundir import atomic_write_text
 
