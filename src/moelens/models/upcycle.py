@@ -1,4 +1,5 @@
-"""Upcycling: turn a saved dense moelens model into an MoE / MoE-X model (the library of ``moelens upcycle``; the command is :mod:`.upcycle_command`).
+"""Upcycling: turn a saved dense moelens model into an MoE / MoE-X model (the library behind
+``moelens upcycle``, whose command is :mod:`.upcycle_command`).
 
 Everything but the feed-forward layers (embeddings, attention, LayerNorms) is copied. Every
 expert of layer i is initialised from the dense MLP of layer i. With dense width F (hidden units
