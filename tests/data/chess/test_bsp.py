@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import chess
 import numpy as np
-import pytest
 
 from moelens.data.chess import bsp
 from moelens.data.chess.bsp import BSP_FUNCTIONS

@@ -26,9 +26,6 @@ from moelens.rundir import atomic_path, sha256_file
 LABELS_VERSION = 1
 """Bumped whenever a BSP definition changes, so old caches are not reused."""
 
-_BATCHED = ("piece", "piece_masked_blank", "piece_masked_blank_and_initial", "piece_color",
-            "threat", "legal_moves", "pseudo_legal_moves")
-
 
 @dataclass
 class BoardLabels:
