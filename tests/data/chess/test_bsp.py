@@ -125,6 +125,11 @@ def test_can_claim_draw_threefold():
     loop = ["Nf3", "Nf6", "Ng1", "Ng8"]
     assert flag("can_claim_draw", moves(*loop)) == 0
     assert flag("can_claim_draw", moves(*loop, *loop)) == 1   # start position a third time
+    # Black claims by announcing ...Ng8, the start position's third occurrence: the shortcut's
+    # boundary (halfmove clock 7)
+    announce = moves(*loop, "Nf3", "Nf6", "Ng1")
+    assert announce.halfmove_clock == 7 and announce.can_claim_draw()
+    assert flag("can_claim_draw", announce) == 1
     # the same position without its move stack has no history to repeat
     assert flag("can_claim_draw", chess.Board(moves(*loop, *loop).fen())) == 0
 
@@ -176,5 +181,6 @@ def test_against_python_chess_on_random_games():
         assert flag("ambiguous_moves", board) == disamb, board.fen()
         assert flag("can_check_next", board) == any(s.endswith(("+", "#")) for s in sans)
         assert flag("check", board) == board.is_check()
+        assert flag("can_claim_draw", board) == board.can_claim_draw()
         attacked = [board.is_attacked_by(not board.turn, sq) for sq in chess.SQUARES]
         assert bsp.threat(board).reshape(-1).tolist() == attacked

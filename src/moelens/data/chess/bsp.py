@@ -195,7 +195,13 @@ def legal_en_passant(board: chess.Board) -> np.ndarray:
 
 def can_claim_draw(board: chess.Board) -> np.ndarray:
     """Side to move can claim a draw now (fifty moves or threefold repetition, counting a claim
-    by announcing the move that repeats). Needs the board's move stack for repetitions."""
+    by announcing the move that repeats). Needs the board's move stack for repetitions.
+
+    Shortcut before python-chess's costly check: a position cannot recur within 4 plies, so a
+    third occurrence needs at least 8 reversible plies, and a claim by announcing a move needs a
+    halfmove clock of 7 or more now (the fifty-move claim needs 99)."""
+    if board.halfmove_clock < 7:
+        return _flag(False)
     return _flag(board.can_claim_draw())
 
 
