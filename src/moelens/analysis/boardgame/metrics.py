@@ -183,9 +183,11 @@ def score_functions(a_fit, a_test, functions: Mapping[str, BSPLabels], chunk_uni
     lab_units, lab_sets = [], []
     for s in range(0, n_units, chunk):
         tp, fire = fit_counts(levels(a_fit[:, s:s + chunk], m[s:s + chunk]), y_fit_f32)
-        p, _, f1 = f1_scores(tp, fire[:, :, None], n_pos[None, None, :])
-        np.maximum(best_f1, f1.max(axis=0), out=best_f1)
-        lab = (p >= PRECISION_BAR) & (tp >= MIN_TRUE_POSITIVES)
+        lab = np.zeros(tp.shape, dtype=bool)
+        for i in range(N_T):  # one threshold at a time keeps the float64 temporaries small
+            p, _, f1 = f1_scores(tp[:, i, :], fire[:, i, None], n_pos[None, :])
+            np.maximum(best_f1[i], f1.max(axis=0), out=best_f1[i])
+            lab[:, i, :] = (p >= PRECISION_BAR) & (tp[:, i, :] >= MIN_TRUE_POSITIVES)
         keep = np.flatnonzero(lab.any(axis=(1, 2)))
         lab_units.append(keep + s)
         lab_sets.append(lab[keep])
