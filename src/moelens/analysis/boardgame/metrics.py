@@ -78,7 +78,7 @@ def levels(a: np.ndarray, m: np.ndarray) -> np.ndarray:
     """int8 [n, k]: index of the highest threshold t with a > t·m (float32), −1 where none."""
     thr = THRESHOLDS[:, None] * m[None, :]
     lev = np.full(a.shape, -1, dtype=np.int8)
-    for i in range(N_T):  # 11 comparisons; "exceeds t_i" is a prefix in i, so the count is the level
+    for i in range(N_T):  # "exceeds t_i" is a prefix in i: the count is the level
         lev += a > thr[i]
     return lev
 
