@@ -19,6 +19,8 @@ from typing import Callable
 import chess
 import numpy as np
 
+from moelens.data.chess.players import mate_in_one
+
 PIECE_CLASSES = ("P", "N", "B", "R", "Q", "K", "p", "n", "b", "r", "q", "k", "blank")
 """Classes of :func:`piece` in order: White P N B R Q K, Black p n b r q k, empty square."""
 
@@ -227,14 +229,7 @@ def opponent_mates_in_one(board: chess.Board) -> bool:
         return False
     b = board.copy(stack=False)
     b.push(chess.Move.null())
-    for mv in b.legal_moves:
-        if b.gives_check(mv):
-            b.push(mv)
-            mate = b.is_checkmate()
-            b.pop()
-            if mate:
-                return True
-    return False
+    return mate_in_one(b) is not None
 
 
 def mate_threat(board: chess.Board) -> np.ndarray:

@@ -222,7 +222,8 @@ def evaluate_move(board: chess.Board, move: chess.Move) -> float:
         board.pop()
 
 
-def _mate_in_one(board: chess.Board) -> chess.Move | None:
+def mate_in_one(board: chess.Board) -> chess.Move | None:
+    """A legal move of the side to move that mates at once, or None (checks tried only)."""
     for move in board.legal_moves:
         if board.gives_check(move):
             board.push(move)
@@ -245,7 +246,7 @@ def mate_in_two(board: chess.Board) -> chess.Move | None:
             forced = bool(replies)  # no reply: that was mate in one, found by evaluate_move
             for reply in replies:
                 board.push(reply)
-                found = _mate_in_one(board)
+                found = mate_in_one(board)
                 board.pop()
                 if found is None:
                     forced = False
