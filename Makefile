@@ -10,6 +10,7 @@ RUN ?= runs/quickstart
 install:
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev,concepts]"
+	$(PY) tests/transformers_versions.py
 
 test: install
 	$(PY) -m pytest -q tests
