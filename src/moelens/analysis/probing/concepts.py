@@ -84,12 +84,36 @@ def token_label_array(store: Any, concept: Any, text: StoreText | None = None) -
     return np.asarray(labels, dtype=bool), np.asarray(eligible, dtype=bool)
 
 
-def sample(store: Any, concept: Any, budget: int, seed: int, text: StoreText | None = None) -> ConceptSample:
+class Labels:
+    """Each concept's token labels on a store, computed once and reused for every seed (labelling
+    does not depend on the seed, sampling does); kept bit-packed, 2 bits a token a concept."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.text = StoreText(store)
+        self._packed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, concept: Any) -> tuple[np.ndarray, np.ndarray]:
+        key = name_of(concept)
+        if key not in self._packed:
+            labels, eligible = token_label_array(self.store, concept, self.text)
+            self._packed[key] = (np.packbits(labels), np.packbits(eligible))
+        n = self.text.doc_ids.size
+        lab, eli = self._packed[key]
+        return np.unpackbits(lab, count=n).astype(bool), np.unpackbits(eli, count=n).astype(bool)
+
+
+def sample(store: Any, concept: Any, budget: int, seed: int, text: StoreText | None = None,
+           labels: Labels | None = None) -> ConceptSample:
     """Positives and same-document negatives of one concept, both drawn from eligible tokens
-    (the registry's sampler)."""
+    (the registry's sampler); ``labels`` reuses labels computed for another seed."""
     reg = _registry()
-    text = text if text is not None else StoreText(store)
-    labels, eligible = token_label_array(store, concept, text)
-    pos, neg = reg.sample_examples(labels, eligible, budget, seed, doc_ids=text.doc_ids)
+    if labels is not None:
+        text = labels.text
+        lab, eligible = labels(concept)
+    else:
+        text = text if text is not None else StoreText(store)
+        lab, eligible = token_label_array(store, concept, text)
+    pos, neg = reg.sample_examples(lab, eligible, budget, seed, doc_ids=text.doc_ids)
     return ConceptSample(name_of(concept), group_of(concept),
                          np.asarray(pos, dtype=np.int64), np.asarray(neg, dtype=np.int64))

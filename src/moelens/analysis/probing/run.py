@@ -92,10 +92,18 @@ def starved_concepts(df) -> list[str]:
 
 def probe(cfg: Any) -> ProbeResult:
     """Probe ``cfg.store`` into the run stage ``cfg.out`` (resuming a killed run); under
-    ``torchrun`` every rank takes its share of the work items and rank 0 writes the results."""
+    ``torchrun`` every rank takes its share of the work items and rank 0 writes the results.
+
+    numpy's BLAS runs on one thread here: the products of probing are small (hundreds of rows
+    by at most a few thousand columns), where extra BLAS threads cost more than they give, and
+    on a busy machine far more (measured 40x slower neuron ranking with OpenBLAS's default
+    threads on a loaded 2-core machine). To use more cores, run more processes (torchrun)."""
+    from threadpoolctl import threadpool_limits
+
     ranks = setup()
     try:
-        return _probe(cfg, ranks)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _probe(cfg, ranks)
     finally:
         ranks.close()
 
@@ -130,12 +138,12 @@ def _probe(cfg: Any, ranks: Ranks) -> ProbeResult:
     fitter = "newton" if cfg.fitter == "fast" else "saga"
     parts_dir = stage.path / "parts" / runs.parts_key(cfg)
     items = work.plan(store, layers, cfg.seeds, tuple(cfg.spaces))
-    text: list[Any] = []
+    labels: list[Any] = []
 
     def sample(seed: int) -> list:
-        if not text:
-            text.append(concept_glue.StoreText(store))
-        return [concept_glue.sample(store, c, cfg.budget, seed, text[0]) for c in chosen]
+        if not labels:
+            labels.append(concept_glue.Labels(store))
+        return [concept_glue.sample(store, c, cfg.budget, seed, labels=labels[0]) for c in chosen]
 
     prober = work.Prober(store, cfg, sample, model, fitter, device, dense, moe_layers)
     mine = items[ranks.rank::ranks.world]
