@@ -40,6 +40,9 @@ from moelens.analysis.probing.prepare import MIN_PER_CLASS, Prepared, prepare
 UNIT_SPACES = ("expert", "shared", "ffn")
 """Spaces whose units are probed; ``resid`` serves only as a baseline space."""
 
+BASE_CHUNK = 8192
+"""Tokens per read of the baseline space (bounds the float32 copy made while reading it)."""
+
 
 @dataclass
 class ConceptSample:
@@ -98,9 +101,20 @@ class LayerData:
 
     @property
     def base(self) -> np.ndarray | None:
+        """The baseline space on the union, read in chunks; kept as float16 when the store holds
+        fp16 values (exact, and half the memory of the largest array of a layer)."""
         if self.base_name is not None and self._base is None:
-            self._base = self.store.dense(self.layer, self.base_name, self.union)
+            fp16 = (getattr(self.store, "manifest", None) or {}).get("dtype") == "fp16"
+            width = int(self.store.width(self.layer, self.base_name))
+            base = np.empty((self.union.size, width), dtype=np.float16 if fp16 else np.float32)
+            for a in range(0, self.union.size, BASE_CHUNK):
+                base[a:a + BASE_CHUNK] = self.store.dense(self.layer, self.base_name, self.union[a:a + BASE_CHUNK])
+            self._base = base
         return self._base
+
+    def base_rows(self, at: np.ndarray) -> np.ndarray:
+        """float32 rows ``at`` (positions in the union) of the baseline space."""
+        return np.asarray(self.base[at], dtype=np.float32)
 
     def num_experts(self) -> int:
         if "expert" not in self.spaces or "expert" not in self.have:
@@ -141,14 +155,13 @@ class LayerData:
             rng = np.random.default_rng([self.seed, self.layer, e, ci])
             if self.null:
                 yield self._unit(ci, X, y[rng.permutation(y.size)], "expert", e, "shuffled_labels")
-            base = self.base
-            if base is not None:
-                yield self._unit(ci, base[at[rows]], y, self.base_name, e, "routed_tokens")
+            if self.base is not None:
+                yield self._unit(ci, self.base_rows(at[rows]), y, self.base_name, e, "routed_tokens")
                 pick = np.concatenate([rng.choice(c.pos, int(y.sum()), replace=False),
                                        rng.choice(c.neg, int((~y).sum()), replace=False)])
                 yb = np.arange(pick.size) < int(y.sum())
-                yield self._unit(ci, base[np.searchsorted(self.union, pick)], yb, self.base_name, e,
-                                 "random_routing")
+                yield self._unit(ci, self.base_rows(np.searchsorted(self.union, pick)), yb, self.base_name,
+                                 e, "random_routing")
 
 
 def layer_units(store: Any, layer: int, samples: list[ConceptSample], *, seed: int,
