@@ -89,9 +89,11 @@ def main() -> None:
     ap.add_argument("--gpu_gb", type=float, default=80.0, help="memory of one GPU (H100: 80)")
     ap.add_argument("--gpu_tflops", type=float, default=200.0,
                     help="ASSUMED effective bf16 forward throughput of one GPU (not measured)")
-    ap.add_argument("--write_mb_per_s", type=float, default=150.0, help="shard writer throughput (measured)")
-    ap.add_argument("--probe_cpu_s_per_layer_seed", type=float, default=120.0,
-                    help="CPU-seconds of one OLMoE-shaped layer and seed (measured)")
+    ap.add_argument("--write_mb_per_s", type=float, default=150.0,
+                    help="shard writer throughput (measured: store_scale.py, 143-151 MB/s)")
+    ap.add_argument("--probe_cpu_s_per_layer_seed", type=float, default=110.0,
+                    help="CPU-seconds of one OLMoE-shaped layer and seed (measured: probing_scale.py, "
+                         "442 CPU-s for 4 layers)")
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
     rows = [describe(n, c, kw, args) for n, (c, kw) in MODELS.items()]
