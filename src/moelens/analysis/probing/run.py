@@ -115,7 +115,6 @@ def _begin(stage: Any, cfg: Any) -> str:
 
 
 def _probe(cfg: Any, ranks: Ranks) -> ProbeResult:
-    import pandas as pd
     from tqdm import tqdm
 
     from moelens.rundir import Stage, atomic_path, atomic_write_json
