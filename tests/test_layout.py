@@ -147,3 +147,12 @@ def test_each_folder_imports_only_what_the_map_allows():
                  if top(name) in MAY_IMPORT and top(d) != top(name)
                  and top(d) not in MAY_IMPORT[top(name)])
     assert bad == [], bad
+
+
+def test_only_the_cli_imports_the_experiments():
+    """Experiments orchestrate every other folder; a folder importing them back would be a cycle."""
+    graph = _graph()
+    bad = sorted((name, d) for name, deps in graph.items() for d in deps
+                 if d.startswith("moelens.experiments") and not name.startswith("moelens.experiments")
+                 and name != "moelens.cli")
+    assert bad == [], bad
