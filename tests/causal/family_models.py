@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ from adapters.adapter_families import BY_NAME, FAMILIES, VOCAB, build  # noqa: E
 
 OVERRIDES = {"granitemoe": {"residual_multiplier": 0.5, "logits_scaling": 2.0}}
 """Settings that make a family's own scalings matter (their defaults are 1)."""
+SPREAD = {"experts.gate_up_proj": 0.3, "experts.down_proj": 0.3}
+"""Expert weights larger than the stock init, so that one expert's ablation moves the loss by
+far more than rounding (the family's own spread, where it has one, comes first)."""
 MOELENS = {"moelens_switch": "softmax", "moelens_moex": "sparsity"}
 """moelens models: a Switch (softmax router, GELU experts) and a MoE-X (sparsity router, ReLU)."""
 MOE_FAMILIES = [f.name for f in FAMILIES if f.moe_layers] + list(MOELENS)
@@ -48,7 +52,9 @@ def model(name: str) -> torch.nn.Module:
     """One shared tiny model per family (tests remove every hook they add)."""
     if name in MOELENS:
         return moelens_model(MOELENS[name])
-    return build(BY_NAME[name], **OVERRIDES.get(name, {}))
+    family = BY_NAME[name]
+    family = dataclasses.replace(family, spread={**family.spread, **SPREAD})
+    return build(family, **OVERRIDES.get(name, {}))
 
 
 def block(adapter, layer: int) -> torch.nn.Module:

@@ -219,8 +219,11 @@ def test_positions_limit_the_change_and_untested_is_reported(fam):
     changed = (new_outs[layer] - outs[layer]).abs().amax(-1).view(2, -1) > 0
     assert changed[:, pos].any() and not changed[:, [p for p in range(IDS.shape[1]) if p != pos]].any()
     # an expert never routed at that position: "untested", never "no effect"
-    at_pos = ids.view(2, -1, ids.shape[-1])[:, pos].reshape(-1).tolist()
-    idle = next(x for x in range(adapter.num_experts(layer)) if x not in at_pos)
-    eff = measure(model(fam), IDS, [Intervention(layer, idle, "zero", positions=(pos,)),
-                                    Intervention(layer, e, "zero", positions=(pos,))], adapter=adapter)
+    row = int((ids.view(2, -1, ids.shape[-1])[:, pos] == e).any(-1).int().argmax())
+    at = ids.view(2, -1, ids.shape[-1])[row, pos].tolist()
+    idle = next(x for x in range(adapter.num_experts(layer)) if x not in at)
+    eff = measure(model(fam), IDS, [Intervention(layer, idle, "zero", positions=(pos,), rows=(row,)),
+                                    Intervention(layer, e, "zero", positions=(pos,), rows=(row,))],
+                  adapter=adapter)
     assert [iv.expert for iv in eff.untested] == [idle]
+    assert eff.kl[row].sum() > 0 and eff.kl[1 - row].sum() == 0  # the baseline copy is untouched
