@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .planted import A, B, char_tokenizer, domain_model, trigger_model, walk
+from .family_models import moelens_model
+from .planted import CHARS, A, B, char_tokenizer, domain_model, trigger_model, walk
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +18,9 @@ def planted_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("planted")
     tok = char_tokenizer()
     out = {}
-    for name, model in (("trigger", trigger_model("q", "z")), ("domain", domain_model())):
+    two_layers = moelens_model("softmax", vocab=len(CHARS) + 2, layers=2)
+    for name, model in (("trigger", trigger_model("q", "z")), ("domain", domain_model()),
+                        ("two_layers", two_layers)):
         model.save_pretrained(root / name)
         tok.save_pretrained(root / name)
         out[name] = root / name
@@ -25,4 +28,8 @@ def planted_dirs(tmp_path_factory) -> dict[str, Path]:
         path = root / f"{name}.jsonl"
         path.write_text("".join(json.dumps({"text": walk(letters, 3 * i, 30)}) + "\n" for i in range(4)))
         out[name] = path
+        long = root / "long" / f"{name}.jsonl"  # for the kill test: long enough to stop mid-run
+        long.parent.mkdir(exist_ok=True)
+        long.write_text("".join(json.dumps({"text": walk(letters, i, 48)}) + "\n" for i in range(16)))
+        out[f"{name}_long"] = long
     return out
