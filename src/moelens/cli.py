@@ -56,6 +56,8 @@ COMMANDS: dict[str, Command] = {
                              "domain, untested experts marked"),
     "causal knowledge": Command("moelens.analysis.causal.command", "KnowledgeConfig", "run_knowledge",
                                 "knowledge control: ablate a domain's top-n experts vs random experts"),
+    "specialize": Command("moelens.analysis.specialization.command", "SpecializeConfig", "run",
+                          "routing statistics and input/output specialization of every expert of a store"),
     "causal trigger": Command("moelens.analysis.causal.command", "TriggerConfig", "run_trigger",
                               "trigger -> target test of labelled experts (direct logit attribution)"),
 }
