@@ -103,13 +103,14 @@ def rows_of(cells: Sequence[Cell], tallies: dict[Cell, Tally], scored: torch.Ten
     return out
 
 
-def score(base_logp: torch.Tensor, new_logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Δ cross-entropy and KL(base ‖ new) per position [G, T-1], zero where not ``valid``."""
+def score(base_logp: torch.Tensor, base_p: torch.Tensor, new_logits: torch.Tensor, ids: torch.Tensor,
+          valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Δ cross-entropy and KL(base ‖ new) per position [G, T-1], zero where not ``valid``
+    (``base_p`` = ``base_logp.exp()``, computed once per batch)."""
     new = torch.log_softmax(new_logits[:, :-1].float(), dim=-1)
     nxt = ids[:, 1:, None]
     d_ce = base_logp.gather(-1, nxt).squeeze(-1) - new.gather(-1, nxt).squeeze(-1)
-    kl = (base_logp.exp() * (base_logp - new)).sum(-1).clamp_min(0)
+    kl = (base_p * (base_logp - new)).sum(-1).clamp_min(0)
     return d_ce * valid, kl * valid
 
 
@@ -219,7 +220,8 @@ def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[i
     finally:
         for h in hooks:
             h.remove()
-    return {"rec": rec, "blocks": blocks, "logp": torch.log_softmax(logits[:, :-1].float(), dim=-1)}
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    return {"rec": rec, "blocks": blocks, "logp": logp, "p": logp.exp()}
 
 
 def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[str, Any], group: list[Cell],
@@ -253,7 +255,7 @@ def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[st
         ids_c, mask_c = batch.ids[win], batch.mask[win]
         with adapter.run_from(layer, hidden):
             logits = model(input_ids=ids_c, attention_mask=mask_c, use_cache=False).logits
-        d_ce, kl = score(base["logp"][win], logits, ids_c, mask_c[:, 1:].float())
+        d_ce, kl = score(base["logp"][win], base["p"][win], logits, ids_c, mask_c[:, 1:].float())
         for g, (cell, w, _) in enumerate(chunk):
             routed = (ids.view(b, t, -1)[w:w + 1] == cell.expert).any(-1)
             scored_routed = _scored_routed(routed, batch.mask[w:w + 1]).float()
@@ -276,6 +278,7 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
         with adapter.attach(rec, layers, spaces=["expert"]):
             logits = model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False).logits
         base_logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        base_p = base_logp.exp()
         valid = batch.mask[:, 1:].float()
         scored.index_add_(0, batch.domain, valid.sum(-1).double())
         for cell in cells:
@@ -283,7 +286,7 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
             iv = Intervention(cell.layer, cell.expert, ablation, mean=mean)
             with intervene(model, [iv], adapter=adapter, valid=batch.mask.bool()):
                 new = model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False).logits
-            d_ce, kl = score(base_logp, new, batch.ids, valid)
+            d_ce, kl = score(base_logp, base_p, new, batch.ids, valid)
             routed = (rec.route[cell.layer][0] == cell.expert).any(-1).view(batch.ids.shape) & batch.mask.bool()
             scored_routed = _scored_routed(routed, batch.mask)
             tallies[cell].add_routing(routed, scored_routed, batch.domain)
