@@ -227,3 +227,18 @@ def test_positions_limit_the_change_and_untested_is_reported(fam):
                   adapter=adapter)
     assert [iv.expert for iv in eff.untested] == [idle]
     assert eff.kl[row].sum() > 0 and eff.kl[1 - row].sum() == 0  # the baseline copy is untouched
+    assert (eff.kl[row, :pos] == 0).all()  # positions before the edit cannot see it (causal)
+    assert torch.equal(eff.delta_ce, -eff.delta_logp)  # the default target is the next token
+
+
+def test_fp32_execution_restores_the_models_dtype():
+    import copy
+
+    m = copy.deepcopy(model("olmoe")).to(torch.bfloat16)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    adapter = get_adapter(m)
+    layer = adapter.moe_layers()[0]
+    with torch.no_grad(), intervene(m, [Intervention(layer, 0, "zero")], adapter=adapter, fp32=True):
+        assert next(m.parameters()).dtype == torch.float32
+        assert m(IDS).logits.dtype == torch.float32
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # bf16 -> fp32 -> bf16 exact
