@@ -102,6 +102,9 @@ def main() -> None:
           f"threads: {torch.get_num_threads()}")
     print(f"# batched s: {[round(t, 2) for t in t_fast]}, reference s: {[round(t, 2) for t in t_ref]}")
     print(f"# largest |Δ loss| difference batched vs reference: {diff:.2e} (largest |Δ loss| {scale:.2e})")
+    depth = args.layers
+    print(f"# ceiling of prefix sharing alone at this depth (layers rerun: {depth} vs (L-1)/2 on average, "
+          f"unembedding and softmax not counted): {2 * depth / max(depth - 1, 1):.2f}")
     print(f"ablation_sweep_speedup: {statistics.median(r / f for r, f in zip(t_ref, t_fast)):.2f}")
 
 

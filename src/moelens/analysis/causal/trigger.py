@@ -200,6 +200,9 @@ def category(rank: int | None) -> str:
 def evaluate(model: torch.nn.Module, adapter: Any, tokenizer: Any, cases: list[Case]) -> list[dict[str, Any]]:
     """One row per (case, tested expert): each labelled expert on its own and the other cases."""
     check_experts(cases, adapter)
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError("the trigger test needs a fast tokenizer (character offsets) to find triggers; "
+                        "save the model with its tokenizer.json")
     experts = sorted({(c.layer, c.expert) for c in cases})
     layers = sorted({l for l, _ in experts})
     rows = []
