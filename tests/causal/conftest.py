@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from .family_models import moelens_model
 from .planted import CHARS, A, B, char_tokenizer, domain_model, trigger_model, walk
@@ -33,3 +34,12 @@ def planted_dirs(tmp_path_factory) -> dict[str, Path]:
         long.write_text("".join(json.dumps({"text": walk(letters, i, 48)}) + "\n" for i in range(16)))
         out[f"{name}_long"] = long
     return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core box one thread is much faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

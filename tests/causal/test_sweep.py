@@ -50,10 +50,7 @@ def assert_rows_close(fast, ref):
 
 @pytest.fixture(params=MOE_FAMILIES)
 def fam(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield request.param
-    torch.set_num_threads(before)
+    return request.param
 
 
 def test_batched_sweep_equals_one_forward_per_ablation(fam):
