@@ -100,10 +100,10 @@ def specialize(cfg: Any) -> SpecializeResult:
                 atomic_write_json(part, got)
             results.append(json.loads(part.read_text()))
             bar.update(1)
-    ids_by_layer = {l: store.routing(l)[0] for l in layers}
     probs = {}
-    for a, b in zip(layers, layers[1:]):
-        counts = routing_stats.transitions(ids_by_layer[a], ids_by_layer[b], store.num_experts(a), store.num_experts(b))
+    for a, b in zip(layers, layers[1:]):  # two layers' routing at a time
+        counts = routing_stats.transitions(store.routing(a)[0], store.routing(b)[0], store.num_experts(a),
+                                           store.num_experts(b))
         np.save(_npy(stage.path / "matrices" / f"transitions_L{a}_L{b}.npy"), counts)
         probs[(a, b)] = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     summary = _write(cfg, stage.path, results, layers, ks, probs, domains)
