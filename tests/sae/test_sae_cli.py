@@ -24,7 +24,7 @@ from moelens.store import ActivationStore
     (["--layer", "1", "--space", "shared"], ["space 'shared' is not in the store", "ffn, resid"]),
     (["--layer", "0", "--space", "expert"], ["'expert' has no dense", "dense space"]),
     (["--layer", "7"], ["layer 7 is not in the store", "[0, 1]"]),
-    (["--layer", "1", "--batch_size", "100000"], ["batch_size 100000", "training tokens"]),
+    (["--layer", "1", "--batch_size", "100000"], ["batch_size 100000", "3686 training tokens"]),
     (["--layer", "1", "--latents", "128", "--k", "4"], ["holds an SAE trained with other settings",
                                                           "k was 3, now 4", "--overwrite"]),
 ])

@@ -1,8 +1,9 @@
 """``moelens sae train``: train a sparse autoencoder on one dense space of a store.
 
-Thin: the typed config and its checks; :func:`moelens.analysis.sae.train.train_sae` opens and
-checks the store, trains (resuming a killed run), evaluates on held-out tokens and saves the SAE
-inside the store as a derived unit space, which every analysis then reads like a captured one.
+Thin: the typed config and its checks. :mod:`.plan` opens and checks the store and decides
+(skip, resume or start) before torch loads; :mod:`.train` trains (resuming a killed run),
+evaluates on held-out tokens and saves the SAE inside the store as a derived unit space, which
+every analysis then reads like a captured one.
 """
 
 from __future__ import annotations
@@ -92,16 +93,16 @@ class SaeTrainConfig:
 
 def run(cfg: SaeTrainConfig) -> int:
     """Train (or resume, or skip a finished) SAE and print its held-out numbers and location."""
-    from moelens.analysis.sae.checks import check_request
-    from moelens.store import ActivationStore
+    from moelens.analysis.sae.plan import plan
 
-    check_request(ActivationStore.open(cfg.store), cfg.layer, cfg.space, cfg.name)  # before torch loads
-    from moelens.analysis.sae.train import train_sae
-
-    res = train_sae(cfg)
-    if res.skipped:
-        print(f"sae train: {res.path} is already trained with these settings; pass --overwrite to retrain it")
+    planned = plan(cfg)  # every check, before torch and the trainer load
+    if planned.skipped:
+        print(f"sae train: {planned.final} is already trained with these settings; pass --overwrite "
+              "to retrain it")
         return 0
+    from moelens.analysis.sae.train import train_planned
+
+    res = train_planned(planned, cfg)
     m = res.metrics["heldout"]
     print(f"sae train: layer {cfg.layer} {cfg.space} -> space {cfg.name!r} ({res.describe()}): "
           f"held-out explained variance {m['explained_variance']:.3f} (FVU {m['fvu']:.3f}), "

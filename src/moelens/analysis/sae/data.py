@@ -1,4 +1,5 @@
-"""Training tokens for an SAE: a seeded held-out split and batches read from the store in chunks.
+"""Training batches for an SAE, read from the store a chunk at a time (the held-out split is
+drawn in :mod:`.plan`).
 
 Batch ``b`` of epoch ``e`` is a fixed function of the seed: the training tokens are permuted by
 ``default_rng([seed, 1, e])`` and cut into consecutive batches (a last partial batch is dropped).
@@ -10,30 +11,10 @@ rows of the source space whatever the store's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from moelens.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Split:
-    """Token indices of the store used for training and for the held-out metrics (sorted)."""
-
-    train: np.ndarray
-    heldout: np.ndarray
-
-
-def split_tokens(n_tokens: int, holdout: float, seed: int) -> Split:
-    """A seeded random ``holdout`` share of the tokens (at least one) held out from training."""
-    n_held = max(1, int(round(holdout * n_tokens)))
-    if n_tokens - n_held < 1:
-        raise ConfigError(f"the store has {n_tokens} tokens, too few to hold out {n_held} and "
-                          "train on the rest; capture more tokens")
-    perm = np.random.default_rng([seed, 0]).permutation(n_tokens)
-    return Split(np.sort(perm[n_held:]), np.sort(perm[:n_held]))
 
 
 class Batches:

@@ -1,24 +1,20 @@
 """Training an SAE on a store and saving it there as a derived unit space.
 
-:func:`train_sae` is the whole job behind ``moelens sae train``:
+:func:`train_sae` is the whole job behind ``moelens sae train``: :func:`.plan.plan` checks the
+request and decides (skip, resume or start), then :func:`train_planned`
 
-1. open the store and check the request (the layer exists, the source space is dense and was
-   captured there, the name is a valid derived-space name);
-2. decide: a finished SAE of this name and layer with the same settings is skipped, one with
-   other settings is an error (unless ``overwrite``); an unfinished training in
-   ``derived/L<layer>/<name>.training/`` is resumed if its settings match;
-3. train (:mod:`.loop`), evaluate on the held-out tokens (:mod:`.evaluate`);
-4. write ``derived/L<layer>/<name>/`` in one atomic rename: ``sae.safetensors`` + ``cfg.json``
+1. trains (:mod:`.loop`) and evaluates on the held-out tokens (:mod:`.evaluate`);
+2. writes ``derived/L<layer>/<name>/`` in one atomic rename: ``sae.safetensors`` + ``cfg.json``
    (for TopK, the directory loads with ``sparsify.SparseCoder.load_from_disk``), ``config.json``
    (the resolved config with provenance), ``metrics.json`` (held-out metrics and the curve),
-   ``curve.csv``, and last ``derived.json`` (:func:`moelens.store.derived.write_descriptor`).
+   ``curve.csv``, and last ``derived.json`` (:func:`moelens.store.derived.write_descriptor`);
+3. removes the training directory.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -29,22 +25,15 @@ import numpy as np
 import torch
 
 from moelens.analysis.sae import models
-from moelens.analysis.sae.data import Batches, Split, split_tokens
+from moelens.analysis.sae.data import Batches
 from moelens.analysis.sae.evaluate import evaluate
-from moelens.analysis.sae.checks import check_request
 from moelens.analysis.sae.loop import LoopSettings, fit, probe_sample
-from moelens.config import to_dict
-from moelens.errors import ConfigError
+from moelens.analysis.sae.plan import Plan, claim, plan
 from moelens.rundir import atomic_dir, atomic_write_json, atomic_write_text, provenance
-from moelens.store import ActivationStore
 from moelens.store import derived as dspace
 
 PROBE_TOKENS = 2048
 """Held-out tokens behind each point of the loss curve (the final metrics use all of them)."""
-TRAJECTORY = ("layer", "space", "kind", "latents", "k", "l1_coef", "steps", "batch_size", "lr",
-              "lr_warmup", "lr_decay", "auxk_alpha", "dead_tokens", "holdout", "log_every", "seed")
-"""Settings that change what is trained; the others (paths, chunking, checkpoints) may differ
-between a run and its resumption."""
 
 
 @dataclass
@@ -62,91 +51,43 @@ class SaeResult:
         return f"{s.get('kind')}, {s.get('latents')} latents{k}"
 
 
-def resolve(cfg: Any, d_in: int) -> dict[str, Any]:
-    """The settings that shape training, with ``latents`` and ``lr`` made concrete."""
-    s = {k: v for k, v in to_dict(cfg).items() if k in TRAJECTORY}
-    s["latents"] = cfg.latents or cfg.expansion * d_in
-    if cfg.kind == "topk" and cfg.k > s["latents"]:
-        raise ConfigError(f"--k {cfg.k} is larger than the {s['latents']} latents; lower k or "
-                          "raise --latents")
-    s["lr"] = cfg.lr or 2e-4 / (s["latents"] / 2 ** 14) ** 0.5
-    return s
-
-
-def _changed(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    for key in TRAJECTORY:
-        if old.get(key) != new.get(key):
-            return f"{key} was {old.get(key)!r}, now {new.get(key)!r}"
-    return None
-
-
-def _read_settings(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def train_sae(cfg: Any) -> SaeResult:
-    """Train the SAE ``cfg`` describes (a :class:`~.command.SaeTrainConfig`) into its store."""
-    store = ActivationStore.open(cfg.store)
-    d_in = check_request(store, cfg.layer, cfg.space, cfg.name)
-    settings = resolve(cfg, d_in)
-    split = split_tokens(store.n_tokens, cfg.holdout, cfg.seed)  # sizes checked before anything is written
-    batches = Batches(store, cfg.layer, cfg.space, split.train, cfg.batch_size, cfg.chunk_tokens, cfg.seed)
-    final = store.root / dspace.space_rel(cfg.layer, cfg.name)
-    work = final.with_name(final.name + ".training")
-    if cfg.overwrite and work.exists():
-        shutil.rmtree(work)
-    if (final / dspace.DESCRIPTOR).exists() and not cfg.overwrite:
-        old = _read_settings(final / "config.json")
-        if old is not None and _changed(old, settings) is None:
-            if work.exists():  # killed between the final rename and this cleanup
-                shutil.rmtree(work)
-            return SaeResult(final, True, settings)
-        why = _changed(old, settings) if old else "its config.json is unreadable"
-        raise ConfigError(f"{final} holds an SAE trained with other settings ({why}); pass "
-                          "--overwrite to replace it, or --name sae_<suffix> to keep both")
-    _claim(work, cfg, settings)
+    """Train the SAE ``cfg`` describes (a :class:`~.command.SaeTrainConfig`) into its store,
+    or return at once (``skipped``) if it is already there."""
+    return train_planned(plan(cfg), cfg)
+
+
+def train_planned(p: Plan, cfg: Any) -> SaeResult:
+    """Carry out a :class:`~.plan.Plan`: train, evaluate, save (see the module doc)."""
+    if p.skipped:
+        return SaeResult(p.final, True, p.settings)
+    claim(p, cfg)
     before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        model, metrics = _train(store, cfg, settings, d_in, work, split, batches)
+        model, metrics = _train(p, cfg)
     finally:
         torch.set_num_threads(before)
-    _save(final, model, cfg, settings, metrics, d_in, store.manifest.get("fingerprint"))
-    shutil.rmtree(work, ignore_errors=True)
-    return SaeResult(final, False, settings, metrics)
+    _save(p.final, model, cfg, p.settings, metrics, p.d_in, p.store.manifest.get("fingerprint"))
+    shutil.rmtree(p.work, ignore_errors=True)
+    return SaeResult(p.final, False, p.settings, metrics)
 
 
-def _train(store: ActivationStore, cfg: Any, settings: dict[str, Any], d_in: int, work: Path,
-           split: Split, batches: Batches) -> tuple[torch.nn.Module, dict[str, Any]]:
-    model = models.build(cfg.kind, d_in, settings["latents"], cfg.k,
+def _train(p: Plan, cfg: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    store, split, settings = p.store, p.split, p.settings
+    batches = Batches(store, cfg.layer, cfg.space, split.train, cfg.batch_size, cfg.chunk_tokens, cfg.seed)
+    model = models.build(cfg.kind, p.d_in, settings["latents"], cfg.k,
                          torch.Generator().manual_seed(cfg.seed))
     loop = LoopSettings(cfg.kind, cfg.steps, settings["lr"], cfg.lr_warmup, cfg.lr_decay,
                         cfg.auxk_alpha, cfg.l1_coef, cfg.dead_tokens, cfg.log_every, cfg.ckpt_every)
     probe = probe_sample(store, cfg.layer, cfg.space, split.heldout, PROBE_TOKENS, cfg.seed)
-    curve = fit(model, batches, probe, loop, work, cfg.quiet)
+    curve = fit(model, batches, probe, loop, p.work, cfg.quiet)
     heldout = evaluate(model, cfg.kind, store, cfg.layer, cfg.space, split.heldout, cfg.chunk_tokens)
     metrics = {"heldout": heldout, "train_tokens": int(split.train.size),
                "epochs": cfg.steps * cfg.batch_size / split.train.size,
                "final_train_fvu": curve[-1]["fvu"], "curve": curve}
     return model, metrics
-
-
-def _claim(work: Path, cfg: Any, settings: dict[str, Any]) -> None:
-    """Start ``work`` (config.json) or check that the unfinished training there matches."""
-    cfg_path = work / "config.json"
-    if cfg_path.exists():
-        old = _read_settings(cfg_path)
-        why = _changed(old, settings) if old is not None else "its config.json is unreadable"
-        if why:
-            raise ConfigError(f"{work} holds an unfinished SAE training with other settings ({why}); "
-                              "rerun with the original settings to resume it, or pass --overwrite")
-        return
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, {**provenance(cfg, cfg.seed), "settings": settings})
 
 
 def _save(final: Path, model: torch.nn.Module, cfg: Any, settings: dict[str, Any],
