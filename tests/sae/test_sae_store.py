@@ -111,3 +111,12 @@ def test_a_derived_space_of_another_capture_is_not_listed(trained, tmp_path):
     with pytest.raises(StoreError, match="another capture"):
         store.dense(1, "sae_l1", [0])
     assert [p.file for p in verify(root).problems] == ["derived/L001/sae_l1/derived.json"]
+
+
+def test_encoding_in_chunks_changes_nothing(trained, monkeypatch):
+    from moelens.store import derived
+
+    whole = ActivationStore.open(trained.root).dense(1, "sae")
+    monkeypatch.setattr(derived, "CHUNK_ELEMENTS", 1)  # 64 tokens per chunk: 64 chunks
+    tokens = np.arange(trained.resid.shape[0])[::-1].copy()
+    np.testing.assert_array_equal(ActivationStore.open(trained.root).dense(1, "sae", tokens), whole[tokens])

@@ -74,6 +74,7 @@ def test_a_finished_sae_is_skipped_and_overwrite_retrains(trained, tmp_path):
     stamp = weights.stat().st_mtime_ns
     again = train_sae(topk_config(root))
     assert again.skipped and weights.stat().st_mtime_ns == stamp
+    assert again.metrics["heldout"] == trained.topk.metrics["heldout"]
     redo = train_sae(topk_config(root, steps=20, overwrite=True))
     assert not redo.skipped and redo.settings["steps"] == 20
     assert json.loads((root / "derived/L001/sae/config.json").read_text())["settings"]["steps"] == 20

@@ -48,8 +48,9 @@ SOURCE_SPACES = fmt.DENSE_SPACES
 """Spaces a derived space can be computed from (those with a dense [n, W] view)."""
 NAME_PATTERN = re.compile(r"^sae(_[a-z0-9]+)*$")
 """Derived space names: ``sae``, ``sae_resid``, ``sae_l1`` ... (never a captured space's name)."""
-CHUNK_TOKENS = 4096
-"""Tokens encoded at once by :meth:`DerivedSpaces.dense` (bounds its temporary memory)."""
+CHUNK_ELEMENTS = 1 << 22
+"""Latent values computed at once by :meth:`DerivedSpaces.dense` (tokens per chunk = this over the
+width, at least 64): bounds its temporary memory to some tens of MiB whatever the width."""
 
 
 def space_rel(layer: int, space: str) -> str:
@@ -235,8 +236,9 @@ class DerivedSpaces:
         source = self.spaces[(layer, space)].source_space
         target = np.arange(store.n_tokens) if sel is None else sel
         out = np.empty((target.size, enc.width), dtype=np.float32)
-        for a in range(0, target.size, CHUNK_TOKENS):
-            part = target[a:a + CHUNK_TOKENS]
+        chunk = max(64, CHUNK_ELEMENTS // enc.width)
+        for a in range(0, target.size, chunk):
+            part = target[a:a + chunk]
             out[a:a + part.size] = enc.encode(store.dense(layer, source, part))
         return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from typing import Any
 
 import torch
@@ -28,7 +29,12 @@ KINDS = ("topk", "relu_l1")
 
 
 def sparsify() -> Any:
-    """The ``sparsify`` package, imported quietly (it prints a Triton notice on import)."""
+    """The ``sparsify`` package, imported quietly (it prints a Triton notice on import).
+
+    Its Triton decoder kernel is switched off (sparsify's own ``SPARSIFY_DISABLE_TRITON``, read
+    at import): training here runs on CPU tensors, which that kernel cannot take.
+    """
+    os.environ.setdefault("SPARSIFY_DISABLE_TRITON", "1")
     with contextlib.redirect_stdout(io.StringIO()):
         import sparsify as module
     return module

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ PROBE_TOKENS = 2048
 
 @dataclass
 class SaeResult:
-    """What :func:`train_sae` did: ``skipped`` (already finished) or trained, and where."""
+    """What :func:`train_sae` did: ``skipped`` (already finished) or trained, where the SAE is,
+    its resolved settings and its metrics (``metrics.json``: ``heldout`` {fvu,
+    explained_variance, mse, l0, dead_fraction, dead, alive, n_tokens}, ``curve``, ...)."""
 
     path: Path
     skipped: bool
@@ -59,8 +62,8 @@ def train_sae(cfg: Any) -> SaeResult:
 
 def train_planned(p: Plan, cfg: Any) -> SaeResult:
     """Carry out a :class:`~.plan.Plan`: train, evaluate, save (see the module doc)."""
-    if p.skipped:
-        return SaeResult(p.final, True, p.settings)
+    if p.skipped:  # the finished SAE's own numbers (NaN was saved as null)
+        return SaeResult(p.final, True, p.settings, json.loads((p.final / "metrics.json").read_text()))
     claim(p, cfg)
     before = torch.get_num_threads()
     if cfg.threads:
