@@ -8,10 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sae_store import build, sparse_data
-
-N_TOKENS, D_RESID, N_DIRS, ACTIVE = 4096, 32, 64, 3
-D_FFN = 16
+from sae_store import ACTIVE, D_FFN, D_RESID, N_DIRS, N_TOKENS, build, sparse_data, topk_config
 
 
 @dataclass
@@ -23,14 +20,6 @@ class Trained:
     dirs: np.ndarray
     topk: object  # SaeResult of the TopK SAE (space 'sae')
     relu: object  # SaeResult of the ReLU + L1 SAE (space 'sae_l1')
-
-
-def topk_config(root: Path, **over):
-    from moelens.analysis.sae import SaeTrainConfig
-
-    base = dict(store=root, layer=1, space="resid", kind="topk", latents=128, k=ACTIVE, steps=200,
-                batch_size=256, lr=0.01, lr_warmup=20, log_every=20, ckpt_every=50, quiet=True)
-    return SaeTrainConfig(**{**base, **over})
 
 
 @pytest.fixture(scope="session")

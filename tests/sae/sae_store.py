@@ -4,7 +4,8 @@
 nonnegative combinations of them (plus a little noise): the ground truth an SAE should recover.
 ``build`` writes such samples through the real store writer and finaliser as the dense spaces of
 layer 1, beside an MoE layer 0 (expert, expert_gate), so the store looks like a capture. (A plain
-module with a name no other test folder uses.)
+module with a name no other test folder uses; ``from conftest import`` would find another
+folder's conftest.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from moelens.store.writer import LayerPlan, ShardWriter
 
 CTX = 16
 NUM_EXPERTS, TOP_K, EXPERT_WIDTH = 4, 2, 3
+N_TOKENS, D_RESID, N_DIRS, ACTIVE = 4096, 32, 64, 3
+D_FFN = 16
+"""The shared test store: 4096 tokens; resid from 64 directions in 32-d, 3 active per token."""
 
 
 def sparse_data(n: int, d: int, n_dirs: int, active: int, seed: int, noise: float = 0.01
@@ -75,3 +79,11 @@ def build(root: Path, resid: np.ndarray, ffn: np.ndarray, shard_tokens: int = 25
         documents.add(d, "abcdefghijklmnop", used=True)
     spans = [(s.index, s.start, s.stop) for s in shards]
     store_job.finalize(root, spans, documents, [moe, dense], settings, {"model": {"id": "synthetic-sae"}})
+
+
+def topk_config(root: Path, **over):
+    from moelens.analysis.sae import SaeTrainConfig
+
+    base = dict(store=root, layer=1, space="resid", kind="topk", latents=128, k=ACTIVE, steps=200,
+                batch_size=256, lr=0.01, lr_warmup=20, log_every=20, ckpt_every=50, quiet=True)
+    return SaeTrainConfig(**{**base, **over})

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 from clitools import ROOT, assert_user_error, cli_env, run_cli
-from conftest import topk_config
+from sae_store import topk_config
 from safetensors.torch import load_file
 
 from moelens.store import ActivationStore

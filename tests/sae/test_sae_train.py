@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import N_DIRS
+from sae_store import N_DIRS, topk_config
 from safetensors.numpy import load_file
 
 
@@ -63,8 +63,6 @@ def test_reconstruction_loss_falls(trained):
 
 def test_a_finished_sae_is_skipped_and_overwrite_retrains(trained, tmp_path):
     import shutil
-
-    from conftest import topk_config
 
     from moelens.analysis.sae import train_sae
 
