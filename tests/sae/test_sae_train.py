@@ -76,3 +76,17 @@ def test_a_finished_sae_is_skipped_and_overwrite_retrains(trained, tmp_path):
     redo = train_sae(topk_config(root, steps=20, overwrite=True))
     assert not redo.skipped and redo.settings["steps"] == 20
     assert json.loads((root / "derived/L001/sae/config.json").read_text())["settings"]["steps"] == 20
+
+
+def test_reading_in_smaller_chunks_trains_the_same_sae(trained, tmp_path):
+    """--chunk_tokens bounds memory only: the batches, and so the weights, do not change."""
+    import shutil
+
+    from moelens.analysis.sae import train_sae
+
+    root = tmp_path / "store"
+    shutil.copytree(trained.root, root)
+    small = train_sae(topk_config(root, name="sae_chunks", chunk_tokens=300))
+    a = load_file(str(small.path / "sae.safetensors"))
+    b = load_file(str(trained.topk.path / "sae.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in b)

@@ -89,8 +89,8 @@ def fit(model: nn.Module, batches: Batches, probe: torch.Tensor, s: LoopSettings
         step, since_fired, curve = int(state["step"]), state["since_fired"], list(state["curve"])
         sums = [float(v) for v in state["sums"]]
     else:
-        with torch.no_grad():  # centre the inputs at the start, as sparsify does (b_dec = mean)
-            model.b_dec.copy_(torch.from_numpy(batches.chunk_rows(0).mean(axis=0)))
+        with torch.no_grad():  # centre the inputs at the start, as sparsify does: b_dec = the
+            model.b_dec.copy_(batches.batch(0).mean(dim=0))  # first batch's mean
         step, curve, sums = 0, [], [0.0, 0.0, 0.0]
         since_fired = torch.zeros(model.num_latents, dtype=torch.long)
         curve.append(_point(model, s, 0, probe, None, since_fired))
