@@ -120,3 +120,16 @@ def test_encoding_in_chunks_changes_nothing(trained, monkeypatch):
     monkeypatch.setattr(derived, "CHUNK_ELEMENTS", 1)  # 64 tokens per chunk: 64 chunks
     tokens = np.arange(trained.resid.shape[0])[::-1].copy()
     np.testing.assert_array_equal(ActivationStore.open(trained.root).dense(1, "sae", tokens), whole[tokens])
+
+
+@pytest.mark.parametrize("edit", ["not json", '{"format": "moelens-derived-space", "version": 1, '
+                                  '"space": "sae", "layer": 1, "files": [1, 2]}', "[]"])
+def test_a_malformed_descriptor_is_a_store_error_not_a_crash(trained, tmp_path, edit):
+    root = tmp_path / "store"
+    shutil.copytree(trained.root, root)
+    (root / "derived/L001/sae/derived.json").write_text(edit)
+    store = ActivationStore.open(root)
+    assert "sae" not in store.spaces(1) and "sae_l1" in store.spaces(1)
+    with pytest.raises(StoreError, match="derived.json"):
+        store.dense(1, "sae", [0])
+    assert [p.file for p in verify(root).problems] == ["derived/L001/sae/derived.json"]

@@ -134,7 +134,10 @@ def _read_descriptor(root: Path, manifest: dict[str, Any], layer: int, space: st
         found.problem = f"{rel}/{DESCRIPTOR} is unreadable ({exc})"
         return found
     found.info = info if isinstance(info, dict) else {}
-    found.problem = _descriptor_problem(found, manifest)
+    try:
+        found.problem = _descriptor_problem(found, manifest)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # edited or foreign fields
+        found.problem = f"{rel}/{DESCRIPTOR} is malformed ({type(exc).__name__}: {exc})"
     return found
 
 
@@ -159,7 +162,10 @@ def _descriptor_problem(found: DerivedSpace, manifest: dict[str, Any]) -> str | 
     k = info.get("k")
     if info["encoder"] == "topk" and not (isinstance(k, int) and 1 <= k <= info["width"]):
         return f"{where} has k={k!r}, which must lie in 1..width"
-    if WEIGHTS not in info.get("files", {}):
+    files = info.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+        return f"{where} has no valid file list"
+    if WEIGHTS not in files:
         return f"{where} lists no {WEIGHTS}"
     return None
 
