@@ -35,6 +35,8 @@ class SaeTrainConfig:
     """active latents per token (topk only)"""
     l1_coef: float = 0.1
     """L1 coefficient (relu_l1 only), on latents summed per token over the batch's RMS norm"""
+    l1_warmup: float = 0.05
+    """share of the steps over which the L1 coefficient ramps up linearly from 0 (relu_l1 only)"""
     steps: int = 2000
     """optimizer steps"""
     batch_size: int = 1024
@@ -85,8 +87,9 @@ class SaeTrainConfig:
             raise ConfigError("--latents, --lr, --lr_warmup, --l1_coef and --auxk_alpha must not be negative")
         if not 0.0 < self.holdout < 1.0:
             raise ConfigError(f"--holdout must lie strictly between 0 and 1, got {self.holdout}")
-        if not 0.0 <= self.lr_decay <= 1.0:
-            raise ConfigError(f"--lr_decay must lie in [0, 1], got {self.lr_decay}")
+        for key in ("lr_decay", "l1_warmup"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"--{key} must lie in [0, 1], got {getattr(self, key)}")
         if self.latents and self.kind == "topk" and self.k > self.latents:
             raise ConfigError(f"--k {self.k} is larger than --latents {self.latents}; lower k")
 

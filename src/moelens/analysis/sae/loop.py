@@ -3,7 +3,8 @@
 One step, in sparsify's order: renormalise the decoder rows to unit norm, compute the loss on the
 step's batch (FVU + AuxK for TopK, FVU + L1 for ReLU), backpropagate, remove the gradient
 component along each decoder row, take an Adam step. The learning rate warms up linearly over
-``lr_warmup`` steps and decays linearly to zero over the last ``lr_decay`` share of the steps.
+``lr_warmup`` steps and decays linearly to zero over the last ``lr_decay`` share of the steps;
+the L1 coefficient (ReLU) ramps up over the first ``l1_warmup`` share.
 
 For AuxK a latent counts as dead once it has not fired for ``dead_tokens`` training tokens (the
 per-latent counter is part of the checkpoint). Every ``log_every`` steps a point is added to the
@@ -43,6 +44,7 @@ class LoopSettings:
     lr_decay: float
     auxk_alpha: float
     l1_coef: float
+    l1_warmup: float
     dead_tokens: int
     log_every: int
     ckpt_every: int
@@ -55,6 +57,13 @@ def lr_at(step: int, s: LoopSettings) -> float:
     left = s.steps - step
     decay = min(1.0, left / decay_steps) if decay_steps > 0 else 1.0
     return s.lr * warm * decay
+
+
+def l1_at(step: int, s: LoopSettings) -> float:
+    """L1 coefficient of step ``step``: ramped up linearly over the first ``l1_warmup`` share of
+    the steps, so the penalty does not shrink latents before the dictionary has formed."""
+    ramp = int(round(s.l1_warmup * s.steps))
+    return s.l1_coef * min(1.0, (step + 1) / ramp) if ramp > 0 else s.l1_coef
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -101,7 +110,7 @@ def fit(model: nn.Module, batches: Batches, probe: torch.Tensor, s: LoopSettings
         x = batches.batch(step)
         model.set_decoder_norm_to_unit_norm()
         dead = since_fired > s.dead_tokens
-        loss, parts, fired = models.losses(model, s.kind, x, dead, s.auxk_alpha, s.l1_coef)
+        loss, parts, fired = models.losses(model, s.kind, x, dead, s.auxk_alpha, l1_at(step, s))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         model.remove_gradient_parallel_to_decoder_directions()

@@ -28,8 +28,9 @@ from moelens.rundir import atomic_write_json, provenance
 from moelens.store import ActivationStore
 from moelens.store import derived as dspace
 
-TRAJECTORY = ("layer", "space", "kind", "latents", "k", "l1_coef", "steps", "batch_size", "lr",
-              "lr_warmup", "lr_decay", "auxk_alpha", "dead_tokens", "holdout", "log_every", "seed")
+TRAJECTORY = ("layer", "space", "kind", "latents", "k", "l1_coef", "l1_warmup", "steps", "batch_size",
+              "lr", "lr_warmup", "lr_decay", "auxk_alpha", "dead_tokens", "holdout", "log_every",
+              "seed")
 """Settings that change what is trained; the others (paths, name, chunking, checkpoints,
 threads) may differ between a run and its resumption."""
 

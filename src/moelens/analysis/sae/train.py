@@ -83,7 +83,8 @@ def _train(p: Plan, cfg: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     model = models.build(cfg.kind, p.d_in, settings["latents"], cfg.k,
                          torch.Generator().manual_seed(cfg.seed))
     loop = LoopSettings(cfg.kind, cfg.steps, settings["lr"], cfg.lr_warmup, cfg.lr_decay,
-                        cfg.auxk_alpha, cfg.l1_coef, cfg.dead_tokens, cfg.log_every, cfg.ckpt_every)
+                        cfg.auxk_alpha, cfg.l1_coef, cfg.l1_warmup, cfg.dead_tokens, cfg.log_every,
+                        cfg.ckpt_every)
     probe = probe_sample(store, cfg.layer, cfg.space, split.heldout, PROBE_TOKENS, cfg.seed)
     curve = fit(model, batches, probe, loop, p.work, cfg.quiet)
     heldout = evaluate(model, cfg.kind, store, cfg.layer, cfg.space, split.heldout, cfg.chunk_tokens)
