@@ -51,6 +51,18 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "causal ablate": Command("moelens.analysis.causal.command", "AblateConfig", "run_ablate",
+                             "ablate every chosen expert in turn (batched sweep): Δ loss, KL, per "
+                             "domain, untested experts marked"),
+    "causal knowledge": Command("moelens.analysis.causal.command", "KnowledgeConfig", "run_knowledge",
+                                "knowledge control: ablate a domain's top-n experts vs random experts"),
+    "specialize": Command("moelens.analysis.specialization.command", "SpecializeConfig", "run",
+                          "routing statistics and input/output specialization of every expert of a store"),
+    "causal trigger": Command("moelens.analysis.causal.command", "TriggerConfig", "run_trigger",
+                              "trigger -> target test of labelled experts (direct logit attribution)"),
+    "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
+                         "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
+                         "store; its latents become the store's unit space 'sae'"),
 }
 
 
