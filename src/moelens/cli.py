@@ -51,6 +51,12 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "lens": Command("moelens.capture.lens", "LensConfig", "run",
+                    "each expert's promoted tokens (logit lens after the final norm) from a model "
+                    "and its store, for 'moelens interpret'"),
+    "interpret": Command("moelens.analysis.autointerp.command", "InterpretConfig", "run",
+                         "label experts or neurons with explanations (rules, an LLM endpoint or a "
+                         "local model) and score them (detection, fuzzing, binary, ...)"),
 }
 
 

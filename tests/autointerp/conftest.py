@@ -1,0 +1,33 @@
+"""Fixtures of the auto-interpretation tests: the planted store, and the shared sentence encoder.
+
+Helpers live in plain modules of this folder (``planted``, ``chat_server``, ``ai_helpers``),
+imported by names no other test folder uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import planted  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def planted_store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("planted") / "store"
+    planted.build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The MiniLM encoder, loaded once for the whole session (about 5 s of imports)."""
+    from moelens.analysis.autointerp.scorers.embedding import encoder as load
+
+    return load("cpu")
