@@ -31,3 +31,15 @@ def encoder():
     from moelens.analysis.autointerp.scorers.embedding import encoder as load
 
     return load("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The encoder and the tiny models run on one thread: on a busy 2-core machine two torch
+    threads wait on each other far longer than one thread computes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -258,6 +258,14 @@ class Sampler:
                 return u, p
         return None
 
+    def _quiet(self, unit: Unit, chunk: int, act: np.ndarray) -> bool:
+        """Whether ``unit`` stays at or below the threshold on the window its source shows."""
+        found = self._source(unit, chunk)
+        if found is None:
+            return False
+        lo, hi = found[1].spans[chunk]
+        return float(act[lo:hi].max()) <= self.s.threshold
+
     def _source_name(self, unit: Unit, chunk: int) -> str | None:
         found = self._source(unit, chunk)
         return found[0].name if found else None
@@ -276,7 +284,8 @@ class Sampler:
             chosen = self.shared_draw(unit.layer, np.array(sorted(exclude), dtype=np.int64), k)
         else:
             cand = self._other_chunks(unit, rng)
-            cand = np.concatenate([cand[m[cand] <= s.threshold], cand[m[cand] > s.threshold]])
+            quiet = np.array([self._quiet(unit, int(ch), act) for ch in cand], dtype=bool)
+            cand = np.concatenate([cand[quiet], cand[~quiet]]) if cand.size else cand
             chosen = np.array(_first(cand, exclude, k), dtype=np.int64)
         out = []
         for ch in chosen.tolist():

@@ -174,14 +174,17 @@ async def _run(store, corpus, sampler, todo, parts, cfg, lens, key, units_dir, i
 
     gate = asyncio.Semaphore(in_flight)
     tasks: list[asyncio.Task] = []
-    bar = tqdm(total=len(todo), desc="interpret", unit="unit", disable=cfg.quiet, file=sys.stderr)
+    bars: list = []  # drawn once the first unit is done, so an unusable endpoint stays one line
 
     async def process(unit: Unit, ex) -> None:
         try:
             promoted = lens.get((unit.layer, unit.expert)) if lens and unit.is_expert else None
             rec = await unit_record(unit, ex, parts, cfg, promoted, key)
             atomic_write_json(units_dir / f"{unit.name}.json", rec)
-            bar.update()
+            if not bars:
+                bars.append(tqdm(total=len(todo), desc="interpret", unit="unit", disable=cfg.quiet,
+                                 file=sys.stderr))
+            bars[0].update()
         finally:
             gate.release()
 
@@ -202,7 +205,8 @@ async def _run(store, corpus, sampler, todo, parts, cfg, lens, key, units_dir, i
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in parts.clients:
             await c.close()
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def interpret(cfg: Any) -> InterpretResult:

@@ -176,6 +176,62 @@ class HFClient:
         return await self._cached("choice", {"messages": messages, "choices": choices, "prefill": prefill},
                                   compute)
 
+    async def choice_probs_many(self, batch: list[list[dict]], choices: list[str]) -> list[Completion]:
+        """:meth:`choice_probs` for many prompts at once: their common leading tokens (the
+        instructions and the explanation a judge repeats for every window) are run once and
+        kept as a key/value cache, and each prompt runs only its own remaining tokens. The
+        tokens are those of each whole prompt, so the probabilities are those of
+        :meth:`choice_probs` (up to float rounding); each is cached under its own key."""
+        keys = [self.cache.key(self.backend, self.model, {"kind": "choice", "messages": m, "choices": choices,
+                                                         "prefill": ""}) for m in batch]
+        out: list[Completion | None] = []
+        for key in keys:
+            hit = self.cache.get(key)
+            done = None if hit is None else Completion(None, None, hit.get("prompt_tokens", 0), 0, cached=True,
+                                                       extra=hit.get("extra") or {})
+            if done is not None:
+                self.usage.add(done)
+            out.append(done)
+        todo = [i for i, c in enumerate(out) if c is None]
+        if not todo:
+            return out  # type: ignore[return-value]
+
+        def compute() -> list[Completion]:
+            import torch
+
+            seqs = [self._tok(self.render(batch[i]), add_special_tokens=False)["input_ids"] for i in todo]
+            common = 0
+            while (all(len(q) > common + 1 for q in seqs)
+                   and all(q[common] == seqs[0][common] for q in seqs)):
+                common += 1
+            answer = [self._answer_ids(c) for c in choices]
+            results = []
+            with torch.no_grad():
+                past = None
+                if common:
+                    past = self._lm(torch.tensor([seqs[0][:common]], device=self.device), use_cache=True).past_key_values
+                for q in seqs:
+                    if past is not None and past.get_seq_length() > common:
+                        past.crop(common - past.get_seq_length())  # back to the shared prefix
+                    logits = self._lm(torch.tensor([q[common:]], device=self.device), past_key_values=past,
+                                      use_cache=past is not None).logits[0, -1]
+                    probs = torch.softmax(logits.float(), dim=-1)
+                    extra = {"probs": {c: float(sum(probs[i] for i in ids)) for c, ids in zip(choices, answer)}}
+                    results.append(Completion(None, None, len(q), 0, extra=extra))
+            return results
+
+        def run() -> list[Completion]:
+            with self._lock:
+                self._load()
+                return compute()
+
+        for i, done in zip(todo, await asyncio.to_thread(run)):
+            self.usage.add(done)
+            self.cache.put(keys[i], {"text": None, "prompt_tokens": done.prompt_tokens, "completion_tokens": 0,
+                                     "extra": done.extra})
+            out[i] = done
+        return out  # type: ignore[return-value]
+
     async def slot_probs(self, messages: list[dict], answer: str, slots: list[int], digits: list[str]) -> Completion:
         """For each character index in ``slots`` of ``answer`` (where a digit stands), the model's
         probability of each of ``digits`` there (``extra['probs']``: one list per slot)."""

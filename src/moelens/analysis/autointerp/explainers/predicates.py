@@ -62,15 +62,22 @@ def show(key: str) -> str:
 
 
 def _region_mask(text: str, opens: str, closes: str) -> np.ndarray:
-    """Per character: inside a bracket pair (depth counted from the window's start)."""
+    """Per character: inside a bracket pair. A closer with no opener in the window closes a pair
+    opened before the window began, so everything before it (back to the previous such closer)
+    counts as inside."""
     mask = np.zeros(len(text), dtype=bool)
-    depth = 0
+    depth, unmatched_from = 0, 0
     for i, ch in enumerate(text):
-        if ch in closes and depth:
-            depth -= 1
-        mask[i] = depth > 0
+        if ch in closes:
+            if depth:
+                depth -= 1
+            else:
+                mask[unmatched_from:i] = True
+                unmatched_from = i + 1
+        mask[i] = mask[i] or depth > 0
         if ch in opens:
             depth += 1
+            unmatched_from = i + 1
     return mask
 
 

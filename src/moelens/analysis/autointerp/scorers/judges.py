@@ -8,8 +8,9 @@ Three kinds, one interface (:class:`Judge`):
   token texts with the others' marked tokens.
 - :class:`ChatJudge` asks a chat endpoint, several windows per prompt (``batch``, delphi's 5),
   JSON answers; an unusable answer fails every window of its batch.
-- :class:`ProbJudge` asks a local model one window at a time and reads p = P("1") / (P("0") +
-  P("1")) from the next token (prediction p >= 0.5; AUROC from p); an answer whose two tokens
+- :class:`ProbJudge` asks a local model about one window per prompt (all of a scorer's prompts
+  in one batch that shares their common beginning) and reads p = P("1") / (P("0") + P("1"))
+  from the next token (prediction p >= 0.5; AUROC from p); an answer whose two tokens
   together have less than ``min_mass`` probability is a failure (the model did not answer).
 
 A failure is a prediction of ``None``; scorers count it, never as a 0 or a 1.
@@ -155,20 +156,24 @@ class ProbJudge(Judge):
         if not explanation.ok:
             return [Judgement(None, failure="no explanation") for _ in items], []
 
-        async def one(it):
-            messages = prompts.judge_one_messages(task, explanation.text, it.text())
-            done = await self.client.choice_probs(messages, ["0", "1"])
+        batch = [prompts.judge_one_messages(task, explanation.text, it.text()) for it in items]
+        answers = await self.client.choice_probs_many(batch, ["0", "1"])
+        judged, calls = [], []
+        for messages, done in zip(batch, answers):
             if not done.ok:
-                return Judgement(None, failure=done.failure), _call(messages, done)
+                judged.append(Judgement(None, failure=done.failure))
+                calls.append(_call(messages, done))
+                continue
             p0, p1 = done.extra["probs"]["0"], done.extra["probs"]["1"]
             if p0 + p1 < self.min_mass:
                 fail = f"the model did not answer 0 or 1 (P(0)+P(1) = {p0 + p1:.2g})"
-                return Judgement(None, failure=fail), _call(messages, done, fail)
+                judged.append(Judgement(None, failure=fail))
+                calls.append(_call(messages, done, fail))
+                continue
             p = p1 / (p0 + p1)
-            return Judgement(int(p >= 0.5), p), _call(messages, done)
-
-        results = await asyncio.gather(*(one(it) for it in items))
-        return [j for j, _ in results], [c for _, c in results]
+            judged.append(Judgement(int(p >= 0.5), p))
+            calls.append(_call(messages, done))
+        return judged, calls
 
     async def intruder(self, items):
         messages = prompts.intruder_messages([it.text() for it in items], one_token=True)
