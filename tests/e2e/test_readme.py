@@ -40,6 +40,8 @@ APPENDED = {
     "data chess": ["--workers", "1", "--quiet"],
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
+    "lens": ["--quiet"],
+    "interpret": ["--n_explain", "10", "--n_test", "10", "--n_negative", "10", "--bootstrap", "50", "--quiet"],
 }
 
 PGN = """[Event "a"]

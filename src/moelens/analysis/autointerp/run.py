@@ -170,7 +170,7 @@ def _done_units(units_dir: Path, key: str) -> dict[str, dict]:
 async def _run(store, corpus, sampler, todo, parts, cfg, lens, key, units_dir, in_flight) -> None:
     from tqdm import tqdm
 
-    from moelens.rundir import atomic_write_json
+    from moelens.rundir import atomic_write_text
 
     gate = asyncio.Semaphore(in_flight)
     tasks: list[asyncio.Task] = []
@@ -180,7 +180,8 @@ async def _run(store, corpus, sampler, todo, parts, cfg, lens, key, units_dir, i
         try:
             promoted = lens.get((unit.layer, unit.expert)) if lens and unit.is_expert else None
             rec = await unit_record(unit, ex, parts, cfg, promoted, key)
-            atomic_write_json(units_dir / f"{unit.name}.json", rec)
+            blob = json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+            await asyncio.to_thread(atomic_write_text, units_dir / f"{unit.name}.json", blob)
             if not bars:
                 bars.append(tqdm(total=len(todo), desc="interpret", unit="unit", disable=cfg.quiet,
                                  file=sys.stderr))

@@ -1,7 +1,7 @@
 """What the clients share: a completion, the on-disk response cache, token and cost accounting.
 
 The cache keys a response by (backend, model, prompt, parameters), hashed; each entry is one
-JSON file written atomically, so an interrupted run never leaves a half entry, and a rerun with
+JSON file written atomically (temp name + rename), so an interrupted run never leaves a half entry, and a rerun with
 a warm cache sends no request at all and reads back exactly the same responses. Failed requests
 (timeouts, malformed replies) are not cached: a rerun asks again. No credential is part of a key
 or an entry.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from moelens.errors import MoelensError
-from moelens.rundir import atomic_write_json
+from moelens.rundir import atomic_path
 
 
 class EndpointError(MoelensError):
@@ -96,5 +96,11 @@ class ResponseCache:
             return None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        if self.root is not None:
-            atomic_write_json(self._path(key), value)
+        """Write one entry (temp name + rename, so never half an entry). Not fsynced: an entry
+        lost to a power cut is only asked again, and thousands of fsyncs would cost more than
+        the requests they save."""
+        if self.root is None:
+            return
+        path = self._path(key)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")

@@ -116,6 +116,10 @@ class View:
         return np.stack([starts, ends], axis=1).astype(np.int64).reshape(-1, 2)
 
     @cached_property
+    def spans(self) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in self.offsets]
+
+    @cached_property
     def keys(self) -> list[str]:
         return [token_key(t) for t in self.window.tokens]
 
@@ -133,6 +137,15 @@ class View:
         return np.array(out, dtype=np.int64)
 
     def context(self, name: str) -> np.ndarray:
+        if name not in self._contexts:
+            self._contexts[name] = self._context(name)
+        return self._contexts[name]
+
+    @cached_property
+    def _contexts(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _context(self, name: str) -> np.ndarray:
         n = len(self.window.tokens)
         if n == 0:
             return np.zeros(0, bool)
@@ -167,9 +180,27 @@ def concept(name: str):
 
 
 def concept_mask(name: str, view: View) -> np.ndarray:
-    from moelens.data.concepts import token_labels
-
-    return np.asarray(token_labels(concept(name), view.text, view.offsets), dtype=bool)
+    """The registry's token rule (a token is positive when any of its characters lies inside a
+    span of the concept), computed in plain Python: a window has a few dozen tokens and spans,
+    where numpy's per-call overhead would dominate a search over thousands of them."""
+    spans = concept(name).label(view.text)  # sorted by start
+    out = np.zeros(len(view.window.tokens), dtype=bool)
+    if not spans:
+        return out
+    merged = [list(spans[0])]
+    for a, b in spans[1:]:  # union of the spans: disjoint and sorted, so ends increase too
+        if a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    j = 0
+    for i, (s, e) in enumerate(view.spans):  # tokens in order: one pass over both lists
+        while j < len(merged) and merged[j][1] <= s:
+            j += 1
+        if j == len(merged):
+            break
+        out[i] = e > s and merged[j][0] < e
+    return out
 
 
 def evaluate(spec: dict, view: View) -> np.ndarray:

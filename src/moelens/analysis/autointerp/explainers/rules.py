@@ -6,7 +6,8 @@ own non-activating windows (never the test windows):
 1. token sets, previous-token sets and bigram sets, each grown greedily (most precise items
    first) to the prefix with the best token-level F1;
 2. every token-shape regex, context feature and registry concept on its own;
-3. each of the five best so far combined (AND) with every context feature, regex and concept.
+3. each of the five best so far combined (AND) with every context feature and regex and the ten
+   best concepts.
 
 Positive tokens are the highlighted ones of activating windows (above 0.3 × the window's max);
 negative tokens are those where the unit does not fire, in any window; weakly firing tokens
@@ -30,6 +31,7 @@ from moelens.analysis.autointerp.explainers.predicates import CONTEXTS, REGEXES,
 
 DEFAULT_CONCEPT_GROUPS = ("text", "latex", "code", "chess")
 CONJUNCTION_HEADS = 5
+CONJUNCTION_CONCEPTS = 10
 
 
 def concept_names(groups: tuple[str, ...]) -> list[str]:
@@ -63,6 +65,7 @@ class _Data:
         self.neg = np.concatenate(neg) if neg else np.zeros(0, bool)
         self.win = np.concatenate(win) if win else np.zeros(0, np.int64)
         self.win_label = np.array([1] * len(examples.explain) + [0] * len(examples.explain_negatives))
+        self.win_starts = np.cumsum([0] + [len(w.tokens) for w in windows[:-1]]).astype(np.int64)
         self.keys = [k for v in self.views for k in v.keys]
         self.prev = [p for v in self.views for p in v.prev_keys]
 
@@ -75,8 +78,7 @@ class _Data:
         fp = int((mask & self.neg).sum())
         fn = int((~mask & self.pos).sum())
         f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        hit = np.zeros(len(self.win_label), dtype=bool)
-        hit[np.unique(self.win[mask])] = True
+        hit = np.logical_or.reduceat(mask, self.win_starts) if mask.size else np.zeros(0, bool)
         y = self.win_label.astype(bool)
         tpr = hit[y].mean() if y.any() else 0.0
         tnr = (~hit[~y]).mean() if (~y).any() else 0.0
@@ -152,7 +154,8 @@ class RulesExplainer(Explainer):
         best = max(range(len(singles)), key=lambda i: (_rank(scored[i], singles[i]), -i))
         best_score, best_spec = scored[best], singles[best]
         heads = sorted(range(len(singles)), key=lambda i: (-scored[i][0], i))[:CONJUNCTION_HEADS]
-        extras = [i for i, s in enumerate(singles) if s["kind"] in ("context", "regex", "concept")]
+        concepts = sorted((i for i, s in enumerate(singles) if s["kind"] == "concept"), key=lambda i: -scored[i][0])
+        extras = [i for i, s in enumerate(singles) if s["kind"] in ("context", "regex")] + concepts[:CONJUNCTION_CONCEPTS]
         for h in heads:
             for j in extras:
                 if j == h:
