@@ -124,3 +124,13 @@ def test_concept_masks_follow_the_registry_rule():
         for name in names:
             want = token_labels(get_concept(name), view.text, view.offsets)
             assert concept_mask(name, view).tolist() == want.tolist(), (name, tokens)
+
+
+def test_context_features_see_a_bracket_opened_before_the_window():
+    from moelens.analysis.autointerp.explainers.predicates import View
+
+    tokens = ["a", " b", ")", " c", " (", "d", ")", "\n", "e"]
+    view = View(Window(0, tokens, [0] * 9, [0.0] * 9, "activating", 0))
+    assert view.context("in_parens").tolist() == [True, True, False, False, False, True, False, False, False]
+    assert view.context("line_start").tolist() == [False] * 8 + [True]
+    assert view.context("line_end").tolist() == [False] * 6 + [True, False, False]

@@ -77,7 +77,7 @@ def test_interpret_with_a_local_model(lm_dir, planted_store, tmp_path):
     proc = run_cli("interpret", "--store", planted_store, "--out", out, "--level", "neuron", "--space", "ffn",
                    "--layer", "1", "--units", "0", "--explainer", "hf", "--hf.model", lm_dir, "--hf.max_new_tokens",
                    "8", "--n_explain", "4", "--n_test", "4", "--n_negative", "4", "--scorers", "detection",
-                   "simulation", "--quiet")
+                   "simulation", "--no-figures", "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads((out / "units" / "L1.ffn.N0.json").read_text())
     assert rec["explanation"]["prompt"] and rec["explanation"]["raw"]

@@ -151,13 +151,18 @@ class View:
             return np.zeros(0, bool)
         if name == "line_start":
             out = np.zeros(n, dtype=bool)
-            for i, piece in enumerate(self.window.tokens):
+            for i, piece in enumerate(self.window.tokens):  # the first visible token of a line
                 lead = piece[: len(piece) - len(piece.lstrip())]
-                out[i] = "\n" in lead or (i > 0 and self.window.tokens[i - 1].endswith("\n"))
+                out[i] = bool(piece.strip()) and ("\n" in lead or (i > 0 and self.window.tokens[i - 1].endswith("\n")))
             return out
-        if name == "line_end":
-            start = self.context("line_start")
-            return np.append(start[1:], False)
+        if name == "line_end":  # the last visible token of a line: a newline follows it
+            toks = self.window.tokens
+            out = np.zeros(n, dtype=bool)
+            for i, piece in enumerate(toks[:-1]):
+                nxt = toks[i + 1]
+                gap = piece[len(piece.rstrip()):] + nxt[: len(nxt) - len(nxt.lstrip())]
+                out[i] = bool(piece.strip()) and "\n" in gap
+            return out
         text = self.text
         mask = {"in_parens": lambda: _region_mask(text, "(", ")"),
                 "in_brackets": lambda: _region_mask(text, "[", "]"),
