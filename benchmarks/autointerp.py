@@ -4,8 +4,9 @@ Builds a synthetic store (one dense layer of 200 units, each firing on its own w
 test suite's local OpenAI-compatible server with 50 ms of latency per request (in a process of its
 own, as a real endpoint would be), and runs the whole
 ``moelens interpret`` pipeline (store reading, windows, explainer, detection scorer, unit files)
-on the 200 units at ``--llm.concurrency`` 16 and 1 in the same process, then once more with the
-rules explainer and judge (no LLM). Prints::
+on the 200 units at ``--llm.concurrency`` 16 and 1 in the same process (per unit: one explainer
+request and 20 test windows judged in batches of 5, so 5 requests), then once more with the rules
+explainer and judge (no LLM). Prints::
 
     llm_concurrency_speedup: <time at concurrency 1 / time at concurrency 16>   (bar 8, goal 14)
     rules_units_per_second: <units explained and scored per second, rules explainer and judge>
@@ -69,8 +70,8 @@ def build_store(root: Path, units: int, n_docs: int = 200, ctx: int = 96, seed: 
 
 
 def config(store: Path, out: Path, **kw) -> InterpretConfig:
-    return InterpretConfig(store=store, out=out, level="neuron", space="ffn", n_explain=10, n_test=5,
-                           n_negative=5, min_examples=10, negatives=["random"], scorers=["detection"],
+    return InterpretConfig(store=store, out=out, level="neuron", space="ffn", n_explain=10, n_test=10,
+                           n_negative=10, min_examples=20, negatives=["random"], scorers=["detection"],
                            figures=False, quiet=True, **kw)
 
 
