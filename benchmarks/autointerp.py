@@ -36,7 +36,7 @@ from moelens.capture.windows import ShardPlan, Window  # noqa: E402
 from moelens.store.writer import LayerPlan, ShardWriter  # noqa: E402
 
 
-def build_store(root: Path, units: int, n_docs: int = 200, ctx: int = 96, seed: int = 0) -> None:
+def build_store(root: Path, units: int, n_docs: int = 400, ctx: int = 96, seed: int = 0) -> None:
     """A dense layer of ``units`` neurons; neuron i fires (0.5..1) on the word ``w{i}``."""
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(units)] + [f"f{i}" for i in range(400)]

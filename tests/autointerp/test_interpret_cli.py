@@ -109,3 +109,9 @@ def test_bad_input_is_one_line(planted_store, tmp_path, args, needles):
     proc = run_cli("interpret", "--store", planted_store, "--out", tmp_path / "x", "--llm.model", "m", *args)
     assert_user_error(proc, *needles)
     assert not (tmp_path / "x").exists()
+
+
+def test_lens_bad_input_is_one_line(planted_store, tmp_path):
+    proc = run_cli("lens", "--model", tmp_path / "no-such-model", "--store", planted_store)
+    assert_user_error(proc, "no-such-model", "does not exist")
+    assert not (planted_store / "lens.json").exists()
