@@ -111,7 +111,7 @@ def test_bad_input_is_one_line(planted_store, tmp_path, args, needles):
     assert not (tmp_path / "x").exists()
 
 
-def test_lens_bad_input_is_one_line(planted_store, tmp_path):
-    proc = run_cli("lens", "--model", tmp_path / "no-such-model", "--store", planted_store)
-    assert_user_error(proc, "no-such-model", "does not exist")
-    assert not (planted_store / "lens.json").exists()
+def test_lens_bad_input_is_one_line(tmp_path):
+    proc = run_cli("lens", "--model", tmp_path / "model", "--store", tmp_path / "no-store")
+    assert_user_error(proc, "no activation store", "moelens capture")
+    assert not (tmp_path / "no-store").exists()
