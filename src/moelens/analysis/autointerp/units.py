@@ -9,7 +9,8 @@ units are whole experts, read in one of three ways (``expert_score``):
 
 Neuron-level units are one column of any unit space the store holds: expert neurons (``expert``,
 with a routing semantics: ``gated`` is MoE-X's wide view), dense FFN neurons, shared-expert
-neurons, residual dimensions, or any other dense space (SAE latents).
+neurons, residual dimensions, or any other dense space the store's reader serves (SAE latents,
+once a store holds them as one).
 
 Memory: every read goes through :class:`moelens.store.ActivationStore`, one (layer, expert) or
 one shard of a dense space at a time. A unit's activation is one float32 per token of the
