@@ -84,7 +84,7 @@ def main() -> None:
         tmp = Path(tmp)
         build_store(tmp / "store", args.units)
         times = {}
-        server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "autointerp" / "chat_server.py"),
+        server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "autointerp" / "ai_chat_server.py"),
                                    "--latency", str(args.latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
         try:

@@ -1,6 +1,6 @@
 """Fixtures of the auto-interpretation tests: the planted store, and the shared sentence encoder.
 
-Helpers live in plain modules of this folder (``planted``, ``chat_server``, ``ai_helpers``),
+Helpers live in plain modules of this folder (``ai_planted``, ``ai_chat_server``, ``ai_helpers``),
 imported by names no other test folder uses.
 """
 
@@ -15,13 +15,13 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import planted  # noqa: E402
+import ai_planted  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def planted_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("planted") / "store"
-    planted.build(root)
+    ai_planted.build(root)
     return root
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from chat_server import ChatServer
+from ai_chat_server import ChatServer
 from clitools import assert_user_error, cli_env, run_cli
 
 SECRET = "sk-test-7f3a9c-never-write-me"

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from ai_helpers import run, unit_examples
-from chat_server import ChatServer
+from ai_chat_server import ChatServer
 
 from moelens.analysis.autointerp.clients.base import EndpointError, ResponseCache
 from moelens.analysis.autointerp.clients.openai_compat import OpenAIClient, OpenAISettings
