@@ -1,11 +1,11 @@
 """Any OpenAI-compatible chat-completions endpoint (hosted APIs, vLLM, llama.cpp, Ollama).
 
-Async (httpx), with at most ``concurrency`` requests in flight. A 429 or a 5xx answer is retried
-after the delay its ``Retry-After`` header asks for (seconds or an HTTP date), else after an
-exponential back-off, both capped at ``max_backoff``; a timeout is retried the same way. After
-``max_retries`` retries the request is a failure (recorded, never a guess). An endpoint that
-cannot be reached at all, or refuses the key or the model (other 4xx), stops the run with one
-:class:`EndpointError` line: nothing else could work.
+Async (httpx), with at most ``concurrency`` requests in flight, one connection per slot. A 429 or a
+5xx answer is retried after the delay its ``Retry-After`` header asks for (seconds or an HTTP
+date), else after an exponential back-off, both capped at ``max_backoff``; a timeout is retried the
+same way. After ``max_retries`` retries the request is a failure (recorded, never a guess). An
+endpoint that cannot be reached at all, or refuses the key or the model (other 4xx), stops the run
+with one :class:`EndpointError` line: nothing else could work.
 
 The API key is read from the environment variable the settings name, at request time; it is
 sent in the Authorization header and written nowhere.
@@ -62,23 +62,28 @@ class OpenAIClient:
         self.model = settings.model
         self.cache = cache
         self.usage = usage or Usage()
-        self._sem: asyncio.Semaphore | None = None
-        self._http = None
+        self._slots: asyncio.Queue | None = None
+        self._all: list = []
 
-    def _client(self):
-        if self._http is None:
+    def _open(self) -> asyncio.Queue:
+        """``concurrency`` connections, each an httpx client of its own, lent out one request at
+        a time: a request waits for a free one, which is the concurrency limit. (One shared
+        pool of many connections spends more CPU choosing a connection than sending.)"""
+        if self._slots is None:
             import httpx
 
-            limits = httpx.Limits(max_connections=max(self.s.concurrency, 1),
-                                  max_keepalive_connections=max(self.s.concurrency, 1))
-            self._http = httpx.AsyncClient(timeout=self.s.timeout, limits=limits)
-            self._sem = asyncio.Semaphore(self.s.concurrency)
-        return self._http
+            self._slots = asyncio.Queue()
+            for _ in range(max(self.s.concurrency, 1)):
+                one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+                client = httpx.AsyncClient(timeout=self.s.timeout, limits=one)
+                self._all.append(client)
+                self._slots.put_nowait(client)
+        return self._slots
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for client in self._all:
+            await client.aclose()
+        self._all, self._slots = [], None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -110,13 +115,13 @@ class OpenAIClient:
     async def _request(self, payload: dict[str, Any]) -> Completion:
         import httpx
 
-        http = self._client()
-        assert self._sem is not None
+        slots = self._open()
         url = self.s.base_url.rstrip("/") + "/chat/completions"
         last = ""
         for attempt in range(self.s.max_retries + 1):
             wait = None
-            async with self._sem:
+            http = await slots.get()
+            try:
                 try:
                     resp = await http.post(url, json=payload, headers=self._headers())
                 except httpx.TimeoutException:
@@ -138,6 +143,8 @@ class OpenAIClient:
                             f"the LLM endpoint {self.s.base_url} refused the request (HTTP {resp.status_code}: "
                             f"{' '.join(resp.text.split())[:160]}); check --llm.model and the key in "
                             f"${self.s.api_key_env}")
+            finally:
+                slots.put_nowait(http)  # the connection is free again (also while we back off)
             if attempt < self.s.max_retries:
                 self.usage.retries += 1
                 delay = wait if wait is not None else self.s.backoff * 2 ** attempt
