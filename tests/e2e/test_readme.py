@@ -43,6 +43,8 @@ APPENDED = {
     "specialize": ["--quiet"],
     "causal": ["--quiet"],
     "sae train": ["--batch_size", "128", "--quiet"],
+    "lens": ["--quiet"],
+    "interpret": ["--n_explain", "10", "--n_test", "10", "--n_negative", "10", "--bootstrap", "50", "--quiet"],
 }
 
 PGN = """[Event "a"]
