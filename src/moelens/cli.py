@@ -51,6 +51,9 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
+                         "chess board-state coverage and reconstruction of a store's units, and "
+                         "a residual board probe"),
 }
 
 
