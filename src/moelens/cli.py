@@ -54,6 +54,10 @@ COMMANDS: dict[str, Command] = {
     "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
                          "chess board-state coverage and reconstruction of a store's units, and "
                          "a residual board probe"),
+    "experiment chess": Command("moelens.experiments.chess", "ChessExperimentConfig", "run",
+                                "the MoE-X chess comparison: train every model, score the board "
+                                "metrics, write the paper's tables (resumable)",
+                                preset_kind="chess-experiment", default_preset="chess-small"),
 }
 
 
