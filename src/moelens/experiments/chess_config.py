@@ -15,7 +15,11 @@ class GamesSettings:
     """The chess games: generated, split, packed into blocks."""
 
     n_games: int = 2000
-    """games to train on"""
+    """games to generate (0: only the imported ones); eval_games / (n_games + eval_games) of all
+    games are held out"""
+    import_files: list[Path] = field(default_factory=list)
+    """game files to import as well: .pgn files, or transcript files with one ';1.e4 e5 ...'
+    game per line (e.g. real games from lichess)"""
     eval_games: int = 500
     """held-out games: validation loss, legal-move rate and the board metrics (half fit the unit
     labels, half test them)"""
@@ -102,6 +106,8 @@ class ScoreSettings:
     """prompts of the legal-move rate"""
     stats_games: int = 100
     """held-out games on which router entropy, top-1 weight and L0 are measured"""
+    probe_steps: int = 300
+    """full-batch Adam steps of the residual board probe"""
 
 
 @dataclass
@@ -154,7 +160,9 @@ class ChessExperimentConfig:
     """no progress bars"""
 
     def __post_init__(self) -> None:
-        positive = {"games.n_games": self.games.n_games, "games.eval_games": self.games.eval_games,
+        if self.games.n_games < 0 or (self.games.n_games == 0 and not self.games.import_files):
+            raise ConfigError("no games: set --games.n_games above 0 or give --games.import_files")
+        positive = {"games.eval_games": self.games.eval_games,
                     "games.random_games": self.games.random_games,
                     "train.max_iters": self.train.max_iters, "train.batch_size": self.train.batch_size,
                     "train.ctx": self.train.ctx, "model.n_layer": self.model.n_layer}

@@ -25,6 +25,19 @@ def cut_game(game: str, max_chars: int) -> str:
     return head[:head.rfind(" ")] if " " in head else game[:max_chars]
 
 
+def count_games(pgn: list[Path], transcripts: list[Path]) -> int:
+    """Games in the files to import (PGN: '[Event' headers; transcripts: non-empty lines)."""
+    from moelens.errors import DataError
+
+    n = 0
+    for path, mark in [(p, "[Event ") for p in pgn] + [(p, "") for p in transcripts]:
+        if not path.is_file():
+            raise DataError(f"game file {path} does not exist; check --games.import_files")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            n += sum(1 for line in fh if line.strip() and line.startswith(mark))
+    return n
+
+
 def _data_config(out: Path, cfg: Any, **kw):
     from moelens.data.commands import ChessDataConfig
 
@@ -38,10 +51,19 @@ def chess_games(stage: Path, cfg: Any) -> dict[str, Any]:
     from moelens.data.chess.dataset import build_chess
     from moelens.data.tokens import TokenData
 
+    from moelens.errors import DataError
+
     g = cfg.games
-    total = g.n_games + g.eval_games
+    generated = g.n_games + g.eval_games if g.n_games else 0
+    pgn = [Path(p) for p in g.import_files if Path(p).suffix.lower() == ".pgn"]
+    transcripts = [Path(p) for p in g.import_files if Path(p).suffix.lower() != ".pgn"]
+    total = generated + count_games(pgn, transcripts)
+    if total <= g.eval_games:
+        raise DataError(f"{total} games cannot hold out {g.eval_games}; import or generate more "
+                        "games, or lower --games.eval_games")
     data = stage / "data"
-    build_chess(_data_config(data, cfg, n_games=total, val_fraction=g.eval_games / total))
+    build_chess(_data_config(data, cfg, n_games=generated, pgn=pgn, transcripts=transcripts,
+                             val_fraction=g.eval_games / total))
     held_out = (data / "games_val.txt").read_text().splitlines()
     cut = [cut_game(x, cfg.score.max_chars) for x in held_out if x.strip()]
     atomic_write_text(stage / EVAL_GAMES, "\n".join(cut) + "\n")

@@ -107,7 +107,8 @@ def board_scores(store_dir: Path, games_file: Path, cfg: Any, name: str, probe_l
     labels = labels_for_file(games_file, max_positions=bg.max_positions, max_chars=bg.max_chars)
     scored = score_store(store, games, labels, bg, name)
     pos = match_positions(store, games, labels, bg.fit_fraction, bg.seed)
-    return scored.rows, probe(store, probe_layers, labels, pos, bg.seed, name), \
+    return scored.rows, probe(store, probe_layers, labels, pos, bg.seed, name,
+                              cfg.score.probe_steps), \
         {"cells": scored.cells, "positions": scored.positions}
 
 

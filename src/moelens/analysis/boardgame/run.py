@@ -129,7 +129,7 @@ def score_store(store: Any, games: list[str], labels: BoardLabels, cfg: Any,
 
 
 def probe_layers(store: Any, layers: list[int], labels: BoardLabels, pos: Any, seed: int,
-                 model: str) -> list[dict[str, Any]]:
+                 model: str, steps: int = 300) -> list[dict[str, Any]]:
     """The residual board probe at every given layer that has ``resid``."""
     y = piece_classes(labels.labels["piece"])
     rows = []
@@ -138,7 +138,7 @@ def probe_layers(store: Any, layers: list[int], labels: BoardLabels, pos: Any, s
             continue
         r = fit_board_probe(store.dense(layer, "resid", tokens=pos.fit_tokens), y[pos.fit_rows],
                             store.dense(layer, "resid", tokens=pos.test_tokens),
-                            y[pos.test_rows], seed=seed)
+                            y[pos.test_rows], seed=seed, steps=steps)
         rows.append({"model": model, "layer": layer, "accuracy": r.accuracy,
                      "accuracy_changed": r.accuracy_changed,
                      "majority_accuracy": r.majority_accuracy,
