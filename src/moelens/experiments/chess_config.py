@@ -120,6 +120,8 @@ class LanguageSettings:
     """let 'moelens data corpora' apt-get install missing Debian packages of the corpora"""
     max_docs_per_source: int = 300
     """documents per corpus source"""
+    sources: list[str] = field(default_factory=list)
+    """corpus sources to use (empty: all prose and code sources of 'moelens data corpora')"""
     vocab_size: int = 4096
     """BPE vocabulary trained on the corpora"""
     n_layer: int = 4

@@ -26,7 +26,8 @@ def corpora(stage: Path, cfg: Any) -> dict[str, Any]:
     lang = cfg.language
     out = stage / "corpora"
     manifest = build_corpora(CorporaConfig(
-        out=out, kinds=["prose", "code"], install=lang.install, tag_pos=False,
+        out=out, kinds=["prose", "code"], sources=list(lang.sources), install=lang.install,
+        tag_pos=False,
         count_concepts=False, max_docs_per_source=lang.max_docs_per_source, quiet=cfg.quiet),
         log=lambda _msg: None)
     docs = {k: v["n_docs"] for k, v in manifest["kinds"].items()}
