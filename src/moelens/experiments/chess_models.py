@@ -66,17 +66,17 @@ class ModelRun:
 
 
 def roster(cfg: Any) -> list[ModelRun]:
-    """The models to train, in order (a base model before those that start from it)."""
-    kinds = cfg.models or list(KINDS)
+    """The models to train, in order: the first seed of the base, the probe control, MoE-X and
+    Switch first (the comparison's core, early), then everything else; a base model always
+    comes before those that start from it."""
+    kinds = set(cfg.models or KINDS)
     first = cfg.seeds[0]
-    runs = []
-    for kind in KINDS:
-        if kind not in kinds and not (kind == BASE and any(k in kinds for k in
-                                                           ("dense_continued", "moex_upcycled"))):
-            continue
-        for seed in (cfg.seeds if kind in SEEDED else [first]):
-            runs.append(ModelRun(kind, seed))
-    return runs
+    runs = [ModelRun(k, s) for k in KINDS if k in kinds
+            for s in (cfg.seeds if k in SEEDED else [first])]
+    if kinds & {"dense_continued", "moex_upcycled"} and ModelRun(BASE, first) not in runs:
+        runs.insert(0, ModelRun(BASE, first))  # what they start from
+    early = [ModelRun(k, first) for k in (BASE, "dense_random", "moex", "switch")]
+    return [r for r in early if r in runs] + [r for r in runs if r not in early]
 
 
 def model_spec(run: ModelRun, cfg: Any) -> dict[str, Any]:
