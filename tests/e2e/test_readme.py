@@ -40,6 +40,7 @@ APPENDED = {
     "data chess": ["--workers", "1", "--quiet"],
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
+    "boardgame": ["--quiet"],
 }
 
 PGN = """[Event "a"]
@@ -141,7 +142,7 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora"} <= subs
+            "store verify", "data corpora", "boardgame"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 
