@@ -51,6 +51,9 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
+                         "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
+                         "store; its latents become the store's unit space 'sae'"),
     "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
                          "chess board-state coverage and reconstruction of a store's units, and "
                          "a residual board probe"),

@@ -25,7 +25,7 @@ from .e2e_helpers import bpe_tokenizer, write_corpus
 README = ROOT / "README.md"
 
 SIZES = {"--n_games": "40", "--tokens": "3000", "--vocab_size": "300", "--max_iters": "4",
-         "--max_docs_per_source": "15"}
+         "--max_docs_per_source": "15", "--steps": "20"}
 """Flags whose value is a size: replaced where the README gives them."""
 
 TRAIN_SIZES = ["--model.n_layer", "2", "--model.n_head", "2", "--model.n_embd", "64",
@@ -41,6 +41,7 @@ APPENDED = {
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
     "boardgame": ["--quiet"],
+    "sae train": ["--batch_size", "128", "--quiet"],
 }
 
 PGN = """[Event "a"]
@@ -70,7 +71,7 @@ def _subcommand(words: list[str]) -> str | None:
     if "moelens" not in words:
         return None
     rest = words[words.index("moelens") + 1:]
-    if rest[:1] in (["data"], ["store"]) and len(rest) > 1:
+    if rest[:1] in (["data"], ["store"], ["sae"]) and len(rest) > 1:
         return " ".join(rest[:2])
     return rest[0] if rest else None
 
@@ -142,7 +143,7 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora", "boardgame"} <= subs
+            "store verify", "data corpora", "boardgame", "sae train"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 
