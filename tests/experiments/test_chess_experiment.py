@@ -27,6 +27,7 @@ score: {max_chars: 128, legal_prompts: 10, stats_games: 4, probe_steps: 50}
 language: {enabled: true, max_docs_per_source: 4, sources: [python_stdlib], vocab_size: 300,
            n_layer: 1, n_embd: 32,
            ctx: 32, batch_size: 4, max_iters: 4}
+sae: {steps: 20, batch_size: 64, expansion: 2, k: 4}
 seeds: [0]
 models: [dense_gelu, moex_upcycled, dense_random]
 """
@@ -77,6 +78,10 @@ def test_tiny_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     assert (moe["n_units"] == 4 * 32).all()
     board = pd.read_csv(report / "boardgame.csv")
     assert board["function"].nunique() == 23
+    sae = board[board["model"] == "sae(dense_gelu-s0)"]
+    assert set(sae["space"]) == {"sae"} and len(sae) == 23
+    sae_result = json.loads((out / "sae" / "results.json").read_text())
+    assert 0 < sae_result["l0"] <= 4 and 0 <= sae_result["dead_fraction"] <= 1
     probe = pd.read_csv(report / "probe.csv")
     assert set(probe[probe["model"] == "dense_random-s0"]["layer"]) == {0, 1}
     lang = pd.read_csv(report / "language.csv")
@@ -84,7 +89,7 @@ def test_tiny_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     assert (lang["perplexity"] > 1).all()
     tables = (report / "tables.md").read_text()
     for needle in ("Table 1", "Table 3", "Table 4", "Table 2", "0.608", "0.840", "Router entropy",
-                   "Residual board probe"):
+                   "Residual board probe", "SAE baseline"):
         assert needle in tables
     assert (report / "figures" / "headline.png").stat().st_size > 1000
 

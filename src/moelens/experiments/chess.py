@@ -2,7 +2,8 @@
 
 Stages (each a folder of the run directory, see :mod:`.pipeline`): ``games`` (played games,
 held-out games), ``random-games`` (the probe control's data), then per model ``train-<name>`` and
-``eval-<name>`` (:mod:`.chess_models`, :mod:`.chess_eval`), the language side ``lang-*``
+``eval-<name>`` (:mod:`.chess_models`, :mod:`.chess_eval`), the SAE baseline ``sae``
+(:mod:`.chess_sae`), the language side ``lang-*``
 (:mod:`.chess_language`), and last the report (:mod:`.chess_report`), rebuilt from the finished
 stages on every run. A killed run continues where it stopped: finished stages are skipped,
 a training run resumes from its last checkpoint, a capture from its last shard.
@@ -63,6 +64,11 @@ def steps(cfg: ChessExperimentConfig) -> list[Step]:
                                                   games / chess_data.EVAL_GAMES, p, cfg,
                                                   probe_all_layers=a, keep_store=k),
                         _eval_settings(cfg, run)))
+    base = cm.ModelRun(cm.BASE, first)
+    if cfg.sae.enabled and base in runs:
+        out.append(Step("sae", f"SAE baseline on {base.name}'s MLP",
+                        lambda p: _sae(p, cfg, base), {"sae": to_dict(cfg.sae),
+                                                        "eval": _eval_settings(cfg, base)}))
     if cfg.language.enabled:
         lang = {"language": to_dict(cfg.language)}
         out.append(Step("lang-corpora", "offline prose + code corpora",
@@ -75,6 +81,20 @@ def steps(cfg: ChessExperimentConfig) -> list[Step]:
                                 k, p, root / "lang-data" / "data", cfg),
                             chess_language.lang_settings(kind, cfg)))
     return out
+
+
+def _sae(stage: Path, cfg: ChessExperimentConfig, base: Any) -> dict[str, Any]:
+    """The SAE baseline in the base model's evaluation store (captured again if it is gone)."""
+    from moelens.experiments import chess_data, chess_eval, chess_sae
+
+    root = Path(cfg.out)
+    games = root / "games" / chess_data.EVAL_GAMES
+    store = root / f"eval-{base.name}" / "store"
+    if not (store / "manifest.json").exists():
+        store = stage / "store"
+        chess_eval.capture_games(root / f"train-{base.name}" / "train" / "model", games, store,
+                                 [cfg.scored_layer], ["ffn"], cfg)
+    return chess_sae.train_and_score(stage, store, games, cfg, base.name)
 
 
 def report(cfg: ChessExperimentConfig, summary: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +121,12 @@ def report(cfg: ChessExperimentConfig, summary: dict[str, Any]) -> dict[str, Any
     for kind in ("dense_gelu", "switch", "moex"):
         if f"lang-{kind}" in stages:
             language.append({"kind": kind, **stages[f"lang-{kind}"]["summary"]})
-    return chess_report.write_report(root / "report", runs, board, probe, language, cells, None,
+    sae = None
+    if "sae" in stages:
+        sae, rows = chess_eval.load_results(root / "sae")
+        board += rows
+        cells[sae["model"]] = sae.pop("cells")
+    return chess_report.write_report(root / "report", runs, board, probe, language, cells, sae,
                                      cfg.scored_layer)
 
 

@@ -111,6 +111,22 @@ class ScoreSettings:
 
 
 @dataclass
+class SaeSettings:
+    """The SAE baseline: a TopK SAE on the first dense GELU model's MLP at the scored layer."""
+
+    enabled: bool = True
+    """train and score the SAE (needs the dense_gelu model)"""
+    expansion: int = 8
+    """latents per MLP unit"""
+    k: int = 32
+    """active latents per token (Karvonen et al.'s SAEs have L0 of about 30)"""
+    steps: int = 1000
+    """optimizer steps"""
+    batch_size: int = 512
+    """tokens per step"""
+
+
+@dataclass
 class LanguageSettings:
     """The language side: dense GELU, Switch and MoE-X on the offline prose + code corpora."""
 
@@ -150,6 +166,8 @@ class ChessExperimentConfig:
     """training"""
     score: ScoreSettings = field(default_factory=ScoreSettings)
     """evaluation"""
+    sae: SaeSettings = field(default_factory=SaeSettings)
+    """the SAE baseline"""
     language: LanguageSettings = field(default_factory=LanguageSettings)
     """the language side"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
