@@ -184,7 +184,8 @@ class ChessExperimentConfig:
             raise ConfigError("no games: set --games.n_games above 0 or give --games.import_files")
         positive = {"games.eval_games": self.games.eval_games,
                     "games.random_games": self.games.random_games,
-                    "train.max_iters": self.train.max_iters, "train.batch_size": self.train.batch_size,
+                    "train.max_iters": self.train.max_iters,
+                    "train.batch_size": self.train.batch_size,
                     "train.ctx": self.train.ctx, "model.n_layer": self.model.n_layer}
         for name, value in positive.items():
             if value < 1:
@@ -200,8 +201,8 @@ class ChessExperimentConfig:
                               "it or raise --train.ctx")
         layer = self.scored_layer
         if not 0 <= layer < self.model.n_layer:
-            raise ConfigError(f"--model.layer {layer} is not a layer of a {self.model.n_layer}-layer "
-                              "model")
+            raise ConfigError(f"--model.layer {layer} is not a layer of a "
+                              f"{self.model.n_layer}-layer model")
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
         if self.model.temperature <= 0:

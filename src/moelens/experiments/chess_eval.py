@@ -33,9 +33,11 @@ def router_stats(model_dir: Path, games: list[str], max_chars: int) -> dict[str,
 
     model = load_saved_model(Path(model_dir)).eval()
     inputs: dict[int, list[torch.Tensor]] = {}
-    hooks = [b.mlp.register_forward_hook(
-        lambda m, args, out, i=i: inputs.setdefault(i, []).append(args[0].reshape(-1, args[0].shape[-1])))
-        for i, b in enumerate(model.transformer.h)]
+    def keep(i: int):
+        return lambda m, args, out: inputs.setdefault(i, []).append(
+            args[0].reshape(-1, args[0].shape[-1]))
+
+    hooks = [b.mlp.register_forward_hook(keep(i)) for i, b in enumerate(model.transformer.h)]
     with torch.no_grad():
         for g in games:
             model(torch.from_numpy(encode(g[:max_chars]).astype(np.int64))[None])

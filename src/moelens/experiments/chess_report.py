@@ -100,8 +100,8 @@ def tables(runs: pd.DataFrame, probe: pd.DataFrame, language: pd.DataFrame,
             "|---|---|---|---|---|---|---|---|---|"]
     for kind, (label, loss, cov, rec) in PAPER_T1.items():
         if kind in have:
-            out.append(f"| {label} | {_col(runs, kind, 'val_loss')} | {_col(runs, kind, 'coverage')}"
-                       f" | {_col(runs, kind, 'chance_coverage')} | "
+            out.append(f"| {label} | {_col(runs, kind, 'val_loss')} | "
+                       f"{_col(runs, kind, 'coverage')} | {_col(runs, kind, 'chance_coverage')} | "
                        f"{_col(runs, kind, 'reconstruction')} | "
                        f"{_col(runs, kind, 'legal_move_rate')} | {_paper(loss)} | {_paper(cov)} "
                        f"| {_paper(rec)} |")
@@ -133,8 +133,8 @@ def tables(runs: pd.DataFrame, probe: pd.DataFrame, language: pd.DataFrame,
                 f" | {fmt([sae.get('reconstruction')])} | {sae.get('n_alive')} | "
                 f"{fmt([sae.get('l0')], 1)} | {fmt([sae.get('dead_fraction')])} | "
                 f"{fmt([sae.get('fve')])} |",
-                "| residual SAE (Karvonen et al., layer 5 of 8) | 0.496 | | 0.836 | ≈6900 | ≈30 "
-                "| | |"]
+                "| residual SAE (Karvonen et al., layer 5 of 8) | 0.496 | | 0.836 | ≈6900 | "
+                "≈30 | | |"]
     if len(probe):
         out += ["", "## Residual board probe (8×8×13, test accuracy)", "",
                 "| model | layer | accuracy | on changed squares | majority baseline | "

@@ -62,7 +62,7 @@ class BoardScore:
     reconstruction_threshold: float
     """The threshold of the best reconstruction; 1.0 means the per-unit last slot."""
     reconstruction_paper: float
-    """The same with the reference's labelling rule (precision ≥ 0.95 and ≥ 10 true positives)."""
+    """The same with the reference's labelling rule (precision ≥ 0.95, ≥ 10 true positives)."""
     chance_coverage: float
     """Coverage expected of units carrying no information about the board (see chance_coverage)."""
     chance_reconstruction: float
@@ -85,7 +85,7 @@ class BoardScore:
     labelled_per_threshold: np.ndarray
     """int64 [11]: units labelled with a counted cell, per slot (last: at any threshold)."""
     cell_index: np.ndarray
-    """int64 [n_cells]: the counted cells' indices in the function's flat (row, col, class) layout."""
+    """int64 [n_cells]: the counted cells' indices in the flat (row, col, class) layout."""
     cell_f1: np.ndarray
     """float64 [n_cells]: best unit's fitting F1 per counted cell at the coverage threshold."""
     cell_labelled: np.ndarray
@@ -262,7 +262,7 @@ class BoardScorer:
 def score_blocks(blocks: Iterable[tuple[np.ndarray, np.ndarray]],
                  functions: Mapping[str, BSPLabels], chunk_units: int = 256,
                  labelling: str = "corrected") -> dict[str, BoardScore]:
-    """Score a unit space given as blocks of units ``(a_fit, a_test)`` (see :class:`BoardScorer`)."""
+    """Score a unit space given as blocks of units ``(a_fit, a_test)`` (:class:`BoardScorer`)."""
     scorer = BoardScorer(functions, chunk_units, labelling)
     for a_fit, a_test in blocks:
         scorer.add(a_fit, a_test)

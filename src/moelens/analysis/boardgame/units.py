@@ -142,4 +142,5 @@ def unit_blocks(store, layer: int, space: str, semantics: str, fit_tokens: np.nd
             yield (store.expert(layer, e, semantics, tokens=fit_tokens)[1],
                    store.expert(layer, e, semantics, tokens=test_tokens)[1])
         return
-    yield store.dense(layer, space, tokens=fit_tokens), store.dense(layer, space, tokens=test_tokens)
+    yield (store.dense(layer, space, tokens=fit_tokens),
+           store.dense(layer, space, tokens=test_tokens))
