@@ -70,9 +70,9 @@ class TrainSettings:
     """context length (block_size - 1: every example starts at a game start)"""
     batch_size: int = 16
     """examples per step"""
-    max_iters: int = 150
+    max_iters: int = 100
     """steps of every model trained from scratch"""
-    continue_iters: int = 75
+    continue_iters: int = 50
     """further steps of the dense model's continued training and of the upcycled MoE-X"""
     lr: float = 3e-3
     """peak learning rate"""
@@ -102,7 +102,7 @@ class ScoreSettings:
     """only positions within the first max_chars characters"""
     labelling: Literal["corrected", "paper"] = "corrected"
     """unit labelling for reconstruction (both are reported)"""
-    legal_prompts: int = 300
+    legal_prompts: int = 200
     """prompts of the legal-move rate"""
     stats_games: int = 100
     """held-out games on which router entropy, top-1 weight and L0 are measured"""
@@ -148,7 +148,7 @@ class LanguageSettings:
     """context length"""
     batch_size: int = 16
     """examples per step"""
-    max_iters: int = 300
+    max_iters: int = 200
     """steps of each language model"""
 
 
