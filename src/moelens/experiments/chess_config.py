@@ -68,7 +68,7 @@ class TrainSettings:
 
     ctx: int = 255
     """context length (block_size - 1: every example starts at a game start)"""
-    batch_size: int = 16
+    batch_size: int = 8
     """examples per step"""
     max_iters: int = 100
     """steps of every model trained from scratch"""
@@ -106,7 +106,7 @@ class ScoreSettings:
     """prompts of the legal-move rate"""
     stats_games: int = 100
     """held-out games on which router entropy, top-1 weight and L0 are measured"""
-    probe_steps: int = 300
+    probe_steps: int = 50
     """full-batch Adam steps of the residual board probe"""
 
 
@@ -146,7 +146,7 @@ class LanguageSettings:
     """residual stream width"""
     ctx: int = 128
     """context length"""
-    batch_size: int = 16
+    batch_size: int = 8
     """examples per step"""
     max_iters: int = 200
     """steps of each language model"""

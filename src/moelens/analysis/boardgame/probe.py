@@ -62,7 +62,7 @@ def start_classes() -> np.ndarray:
 
 
 def fit_board_probe(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,
-                    y_test: np.ndarray, seed: int = 0, steps: int = 300, lr: float = 0.05,
+                    y_test: np.ndarray, seed: int = 0, steps: int = 100, lr: float = 0.05,
                     weight_decay: float = 1e-4) -> ProbeResult:
     """Fit the probe on (x_fit [n, d], y_fit int [n, 64]) and score it on the test positions.
 
