@@ -158,7 +158,8 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 
 
 def headline_figure(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Coverage and reconstruction per model kind (mean ± sd over seeds), chance levels dashed."""
+    """Coverage and reconstruction per model kind (bars: mean ± sd over seeds, dots: seeds),
+    chance levels as black ticks."""
     from moelens.analysis.boardgame.figures import _plt, _save
 
     plt = _plt()
@@ -168,12 +169,15 @@ def headline_figure(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
                             (axes[1], "reconstruction", "chance_reconstruction")):
         g = runs.groupby("kind", sort=False)[col]
         mean, sd = g.mean().reindex(kinds), g.std(ddof=1).reindex(kinds).fillna(0)
-        ax.bar(range(len(kinds)), mean, yerr=sd, capsize=3, color="tab:blue")
+        ax.bar(range(len(kinds)), mean, yerr=sd, capsize=3, color="tab:blue", alpha=0.8)
+        x = runs["kind"].map({k: i for i, k in enumerate(kinds)})
+        ax.scatter(x, runs[col], s=10, color="tab:orange", zorder=3, label="one seed")
         ch = runs.groupby("kind", sort=False)[chance].mean().reindex(kinds)
         ax.scatter(range(len(kinds)), ch, marker="_", s=200, color="black", label="chance")
         ax.set_xticks(range(len(kinds)))
         ax.set_xticklabels(kinds, rotation=45, ha="right", fontsize=8)
         ax.set_ylabel(f"{col} ({HEADLINE})", fontsize=8)
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     fig.tight_layout()
     paths = _save(fig, out_dir, "headline")
@@ -197,7 +201,12 @@ def write_report(out: Path, runs: list[dict], board: list[dict], probe: list[dic
         write_csv(out / "language.csv", lang_df)
     atomic_write_text(out / "tables.md", tables(runs_df, probe_df, lang_df, sae, layer))
     figures = headline_figure(runs_df, out / "figures") if len(runs_df) else []
-    shown = [r for r in board if r["model"] in cells]
+    def main(space: str, semantics: str) -> bool:
+        return space in ("ffn", "sae") or (space, semantics) == ("expert", "gated")
+
+    shown = [r for r in board if r["model"] in cells and main(r["space"], r["semantics"])]
+    keep = {m: {k: v for k, v in per.items() if main(*(k.split("/") + [""])[1:3])}
+            for m, per in cells.items()}
     if shown:
-        figures += draw_all(out / "figures", shown, cells)
+        figures += draw_all(out / "figures", shown, keep)
     return {"models": len(runs), "figures": [str(p.relative_to(out)) for p in figures]}

@@ -3,9 +3,9 @@
 - ``functions_L<layer>``: coverage (top) and reconstruction (bottom) per BSP function, one bar
   per scored series (model · space · semantics) side by side; coverage's chance level as a black
   tick on each bar, reconstruction's always-on guess likewise.
-- ``board_L<layer>``: one 8×8 board per series for the headline function: colour = mean over
-  the 12 piece classes of the best unit's F1 on that square, number = piece classes of the
-  square that at least one labelled unit predicts (which squares the units cover).
+- ``board_L<layer>``: one 8×8 board per series for the headline function: colour = the best
+  unit's F1 for the square's best-covered piece class, number = piece classes of the square that
+  at least one labelled unit predicts (which squares the units cover).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _functions_figure(plt, rows: list[dict[str, Any]], layer: int):
     series = list(dict.fromkeys(series_label(r) for r in rows))
     at = {(series_label(r), r["function"]): r for r in rows}
     width = 0.8 / len(series)
-    fig, axes = plt.subplots(2, 1, figsize=(max(10, 0.55 * len(functions) * max(1, len(series))
-                                                / 2), 7), sharex=True)
+    width_in = min(18.0, 6.0 + 0.12 * len(functions) * len(series))
+    fig, axes = plt.subplots(2, 1, figsize=(width_in, 7), sharex=True)
     x = np.arange(len(functions))
     for panel, (ax, value, chance, title) in enumerate(zip(
             axes, ("coverage", "reconstruction"), ("chance_coverage", "chance_reconstruction"),
@@ -81,7 +81,8 @@ def _board_figure(plt, boards: list[tuple[str, dict[str, Any]]], layer: int):
     n = len(boards)
     cols = min(n, 4)
     nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols + 1.0, 3.3 * nrows),
+                             squeeze=False, layout="constrained")
     image = None
     for ax, (label, cells) in zip(axes.flat, boards):
         f1, covered = per_square(cells)
@@ -99,7 +100,7 @@ def _board_figure(plt, boards: list[tuple[str, dict[str, Any]]], layer: int):
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.7, label="best unit F1 (mean over piece classes)")
+        fig.colorbar(image, ax=axes, shrink=0.7, label="best unit F1 (best piece class)")
     fig.suptitle(f"layer {layer}: squares covered (number: piece classes with a labelled unit)",
                  fontsize=9)
     return fig

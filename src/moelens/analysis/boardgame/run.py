@@ -161,14 +161,12 @@ def headline_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def per_square(cells: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """8×8 grids from a cells record: mean best F1 over the 12 piece classes, and the number of
-    classes with at least one labelled unit (row = rank, col = file)."""
-    idx = np.asarray(cells["cell_index"])
-    square = idx // 13
+    """8×8 grids from a cells record: the best unit's F1 for the square's best-covered piece
+    class, and the number of piece classes with at least one labelled unit (row = rank,
+    col = file)."""
+    square = np.asarray(cells["cell_index"]) // 13
     f1 = np.zeros(64)
-    n = np.zeros(64)
     covered = np.zeros(64, dtype=np.int64)
-    np.add.at(f1, square, np.asarray(cells["cell_f1"]))
-    np.add.at(n, square, 1)
+    np.maximum.at(f1, square, np.asarray(cells["cell_f1"], dtype=np.float64))
     np.add.at(covered, square, (np.asarray(cells["cell_labelled"]) > 0).astype(np.int64))
-    return (f1 / np.maximum(n, 1)).reshape(8, 8), covered.reshape(8, 8)
+    return f1.reshape(8, 8), covered.reshape(8, 8)
