@@ -133,6 +133,11 @@ def report(cfg: ChessExperimentConfig, summary: dict[str, Any]) -> dict[str, Any
 def run(cfg: ChessExperimentConfig) -> int:
     """Run (or resume) the experiment, then rebuild its report."""
     root = Path(cfg.out)
+    if cfg.train.cpu_threads:
+        import torch
+
+        # evaluation runs in this process too; a busy machine punishes spare OpenMP threads
+        torch.set_num_threads(cfg.train.cpu_threads)
     summary = run_pipeline(root, steps(cfg), overwrite=cfg.overwrite, quiet=cfg.quiet)
     rep = report(cfg, summary)
     print(f"experiment chess: {rep['models']} models evaluated in "
