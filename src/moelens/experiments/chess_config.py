@@ -68,17 +68,17 @@ class TrainSettings:
 
     ctx: int = 255
     """context length (block_size - 1: every example starts at a game start)"""
-    batch_size: int = 8
+    batch_size: int = 16
     """examples per step"""
-    max_iters: int = 100
+    max_iters: int = 200
     """steps of every model trained from scratch"""
-    continue_iters: int = 50
+    continue_iters: int = 100
     """further steps of the dense model's continued training and of the upcycled MoE-X"""
     lr: float = 3e-3
     """peak learning rate"""
     min_lr: float = 3e-4
     """final learning rate of the cosine decay"""
-    warmup_iters: int = 12
+    warmup_iters: int = 20
     """warmup steps"""
     eval_iters: int = 8
     """validation batches logged during training"""
@@ -88,9 +88,9 @@ class TrainSettings:
     """device of training and evaluation"""
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """compute dtype"""
-    cpu_threads: int = 0
+    cpu_threads: int = 1
     """torch CPU threads of training and evaluation (0: torch's default); on a machine busy with
-    other work 1 can be much faster than 2"""
+    other work, 1 thread is several times faster than 2 (idle OpenMP threads spin)"""
 
 
 @dataclass
@@ -147,7 +147,7 @@ class LanguageSettings:
     """residual stream width"""
     ctx: int = 128
     """context length"""
-    batch_size: int = 8
+    batch_size: int = 16
     """examples per step"""
     max_iters: int = 200
     """steps of each language model"""
