@@ -1,10 +1,11 @@
 """Legal-move rate of a chess model: does its greedy next move exist on the board?
 
 For held-out games, prompts are the game cut just after a "." (White to move) or after the space
-that follows White's move (Black to move), within the first ``max_chars`` characters. The model
-continues greedily, one character at a time, until a space, a "." or ``max_move_chars``
-characters; the move is legal if python-chess parses it as a legal SAN move on the board at that
-point (check marks may be missing or present). A rate near 1 says the model tracks the board
+that follows White's move (Black to move), so short that the prompt and its answer fit in the
+first ``max_chars`` characters (the context the models are scored in). The model continues
+greedily, one character at a time, until a space, a "." or ``MAX_MOVE_CHARS`` characters; the
+move is legal if python-chess parses it as a legal SAN move on the board at that point (check
+marks may be missing or present). A rate near 1 says the model tracks the board
 well enough to play by the rules (Karvonen 2024 reports 99.8% for a well-trained 8-layer model).
 """
 
@@ -19,6 +20,8 @@ from moelens.data.chess.positions import replay_tolerant
 from moelens.data.chess.vocab import IllegalGame, encode
 
 STOP = (" ", ".")
+MAX_MOVE_CHARS = 8
+"""The longest move the model may write (e.g. 'exd8=Q+#' has 8 characters)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class Prompt:
 
 
 def prompts(games: list[str], n: int, seed: int, max_chars: int = 256) -> list[Prompt]:
-    """Up to ``n`` prompts drawn (seeded) from the games' move boundaries; illegal games skipped."""
+    """Up to ``n`` prompts drawn (seeded) from the games' move boundaries, each at most
+    ``max_chars - MAX_MOVE_CHARS`` characters long; illegal games skipped."""
     cands: list[tuple[int, int, int]] = []  # (game, cut index, plies before it)
     sans_of: dict[int, list[str]] = {}
     for g, text in enumerate(games):
@@ -40,7 +44,7 @@ def prompts(games: list[str], n: int, seed: int, max_chars: int = 256) -> list[P
             continue
         sans_of[g] = sans
         ply = 0
-        for i, c in enumerate(text[:max_chars]):
+        for i, c in enumerate(text[:max_chars - MAX_MOVE_CHARS]):
             if c == "." and ply < len(sans):
                 cands.append((g, i + 1, ply))           # White to move
             elif c == " " and i > 0 and ply < len(sans):
@@ -70,7 +74,8 @@ def is_legal(board: chess.Board, move: str) -> bool:
     return bool(parsed)  # a null move ("--") is falsy
 
 
-def greedy_move(model, text: str, device: str = "cpu", max_move_chars: int = 8) -> str:
+def greedy_move(model, text: str, device: str = "cpu", max_move_chars: int = MAX_MOVE_CHARS
+                ) -> str:
     """The model's greedy continuation of ``text`` up to the end of one move."""
     import torch
 
