@@ -69,6 +69,13 @@ COMMANDS: dict[str, Command] = {
     "interpret": Command("moelens.analysis.autointerp.command", "InterpretConfig", "run",
                          "label experts or neurons with explanations (rules, an LLM endpoint or a "
                          "local model) and score them (detection, fuzzing, binary, ...)"),
+    "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
+                         "chess board-state coverage and reconstruction of a store's units, and "
+                         "a residual board probe"),
+    "experiment chess": Command("moelens.experiments.chess", "ChessExperimentConfig", "run",
+                                "the MoE-X chess comparison: train every model, score the board "
+                                "metrics, write the paper's tables (resumable)",
+                                preset_kind="chess-experiment", default_preset="chess-small"),
 }
 
 
