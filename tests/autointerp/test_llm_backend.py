@@ -91,14 +91,15 @@ def test_malformed_replies_are_failures_never_answers(tmp_path, animal_examples)
 
 def test_timeouts_are_retried_a_bounded_number_of_times(tmp_path):
     with ChatServer() as srv:
-        srv.push(delay=1.0)
-        srv.push(delay=1.0)
+        srv.push(delay=10.0)
+        srv.push(delay=10.0)
         client = _client(srv, tmp_path, max_retries=1)
         client.s.timeout = 0.3
         t0 = time.perf_counter()
         done = run(_closing(client, client.chat(MESSAGES)))
         assert done.text is None and "timed out" in done.failure
-        assert srv.count == 2 and time.perf_counter() - t0 < 2.0
+        # both requests were given up long before one reply came (a bound a loaded machine keeps)
+        assert srv.count == 2 and time.perf_counter() - t0 < 10.0
         assert client.usage.failures == 1
 
 
