@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .base import EXPERT_SPACES, Adapter, Handle, Sink, first, flat
 from .experts import expert_down, tapped_experts_forward
-from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, patch_forward
+from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, inner_forward, patch_forward
 
 
 class HFAdapter(Adapter):
@@ -142,7 +142,7 @@ class HFAdapter(Adapter):
 
         def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
             add = pending.pop() if pending else None
-            return None if add is None else output + add.to(output.dtype)
+            return None if add is None else output + add.to(output.device, output.dtype)
 
         handle = Handle()
         handle.add(experts.register_forward_pre_hook(pre))
@@ -151,9 +151,10 @@ class HFAdapter(Adapter):
 
     def edit_router_logits(self, layer: int, edit: LogitsEdit) -> Handle:
         """The router's forward runs under :class:`EditFirstLinear`: its first linear map (the raw
-        logits, in every family) is edited, the rest of the family's routing runs as written."""
+        logits, in every family) is edited, the rest of the family's routing runs as written (on a
+        dispatched model, inside accelerate's hook: see :func:`.intervention.patch_forward`)."""
         router = self._router_of_moe(layer)
-        stock = router.forward
+        stock = inner_forward(router)
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             with EditFirstLinear(edit):

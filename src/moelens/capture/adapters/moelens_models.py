@@ -110,7 +110,7 @@ class MoelensAdapter(Adapter):
 
         def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
             add = pending.pop() if pending else None
-            return None if add is None else output + add.to(output.dtype).reshape(output.shape)
+            return None if add is None else output + add.to(output.device, output.dtype).reshape(output.shape)
 
         mlp.routing = routing
         handle = Handle()
