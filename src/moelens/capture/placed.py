@@ -5,9 +5,11 @@ run (or read) a model, and all of them take the same five flags, declared once h
 (:class:`PlacementFlags`, which their configs inherit) and checked by
 :func:`moelens.capture.placement.resolve`: one device (``--device``) or a model split over GPUs,
 CPU and disk by accelerate (``--device_map``, ``--max_memory``, ``--offload_folder``), in
-``--model_dtype``. :func:`load_placed` loads a model that way; :func:`weights_in_place` lets an
-analysis read weights directly (an unembedding, a norm, an expert's projections) on a model whose
-weights accelerate keeps offloaded between forwards.
+``--model_dtype``. :func:`load_placed` loads a model that way; :func:`input_device` says where its
+input ids go; :func:`weights_in_place` lets an analysis read weights directly (an unembedding, a
+norm, an expert's projections) on a model whose weights accelerate keeps offloaded between
+forwards. The analyses that run models import this module and the adapters, nothing else of
+capture.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from moelens.capture import placement as placement_mod
+from moelens.capture.placement import describe_map, input_device
+
+__all__ = ["PLACEMENT_ONLY", "PlacementFlags", "describe_map", "input_device", "load_placed", "offload_dir",
+           "weights_in_place"]
 
 
 @dataclass

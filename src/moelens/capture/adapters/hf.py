@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from moelens.capture.placed import weights_in_place
+
 from .base import EXPERT_SPACES, Adapter, Handle, Sink, first, flat
 from .experts import expert_down, tapped_experts_forward
 from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, inner_forward, patch_forward
@@ -108,7 +110,9 @@ class HFAdapter(Adapter):
 
     # -- recompute helpers -----------------------------------------------------------------
     def expert_output(self, layer: int, expert: int, hidden: torch.Tensor) -> torch.Tensor:
-        return expert_down(self._moe(layer), expert, hidden)
+        experts = self._moe(layer)
+        with weights_in_place(experts):
+            return expert_down(experts, expert, hidden)
 
     def shared_output(self, layer: int, hidden: torch.Tensor, block_input: torch.Tensor | None = None) -> torch.Tensor:
         shared = self.shared_expert(layer)

@@ -180,11 +180,11 @@ def frozen_norm(norm: torch.nn.Module, resid: torch.Tensor, part: torch.Tensor) 
     """
     kind, weight, _bias, eps = norm_kind(norm)
     x = resid.float()
-    p = part.float()
+    p = part.to(x.device).float()
     if kind == "rms":
         scale = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     else:
         scale = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
         p = p - p.mean(-1, keepdim=True)
     out = p * scale
-    return out * weight.float() if weight is not None else out
+    return out * weight.to(out.device, torch.float32) if weight is not None else out
