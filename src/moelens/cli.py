@@ -63,6 +63,19 @@ COMMANDS: dict[str, Command] = {
     "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
                          "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
                          "store; its latents become the store's unit space 'sae'"),
+    "lens": Command("moelens.capture.lens", "LensConfig", "run",
+                    "each expert's promoted tokens (logit lens after the final norm) from a model "
+                    "and its store, for 'moelens interpret'"),
+    "interpret": Command("moelens.analysis.autointerp.command", "InterpretConfig", "run",
+                         "label experts or neurons with explanations (rules, an LLM endpoint or a "
+                         "local model) and score them (detection, fuzzing, binary, ...)"),
+    "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
+                         "chess board-state coverage and reconstruction of a store's units, and "
+                         "a residual board probe"),
+    "experiment chess": Command("moelens.experiments.chess", "ChessExperimentConfig", "run",
+                                "the MoE-X chess comparison: train every model, score the board "
+                                "metrics, write the paper's tables (resumable)",
+                                preset_kind="chess-experiment", default_preset="chess-small"),
 }
 
 

@@ -42,7 +42,10 @@ APPENDED = {
     "capture": ["--quiet"],
     "specialize": ["--quiet"],
     "causal": ["--quiet"],
+    "boardgame": ["--quiet"],
     "sae train": ["--batch_size", "128", "--quiet"],
+    "lens": ["--quiet"],
+    "interpret": ["--n_explain", "10", "--n_test", "10", "--n_negative", "10", "--bootstrap", "50", "--quiet"],
 }
 
 PGN = """[Event "a"]
@@ -144,7 +147,8 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora", "specialize", "causal", "sae train"} <= subs
+            "store verify", "data corpora", "specialize", "causal", "sae train", "boardgame",
+            "lens", "interpret"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 
