@@ -107,6 +107,50 @@ def test_weights_read_directly_are_loaded_from_disk(pair):
                               rtol=1e-5, atol=1e-6)
 
 
+def test_fp32_block_on_a_split_bfloat16_model(planted_dirs):
+    """``intervene(fp32=True)`` runs a split bfloat16 model in float32 (offloaded weights are cast
+    as they load) and leaves it as it was."""
+    path = str(planted_dirs["two_layers"])
+    ids = IDS % 29
+    iv = [Intervention(1, 2, "remove")]
+    plain, _ = load_placed(path, resolve("cpu", "float32", None, [], None))
+    with torch.no_grad(), intervene(plain, iv):
+        want = plain(ids).logits
+    with offload_dir(resolve(None, "bfloat16", None, [_budget(path)], None)) as placement:
+        split, _ = load_placed(path, placement)
+        assert "disk" in split.hf_device_map.values()
+        with torch.no_grad():
+            before = split(ids).logits
+            with intervene(split, iv, fp32=True):
+                got = split(ids).logits
+            after = split(ids).logits
+    assert got.dtype == torch.float32 and {p.dtype for p in split.parameters()} == {torch.bfloat16}
+    scale = want.abs().max().item()
+    assert (got - want).abs().max().item() <= 0.01 * scale  # bf16 rounding of the weights only
+    assert (before.float() - want).abs().max().item() > 0.05 * scale  # a bf16 forward is far off
+    assert torch.equal(after, before)
+
+
+def test_trigger_with_a_device_map_writes_the_plain_table(planted_dirs, tmp_path, capsys):
+    import json
+
+    from .test_trigger import OTHER, WIRED
+
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps(WIRED + OTHER))
+    args = ["causal", "trigger", "--model", str(planted_dirs["trigger"]), "--cases", str(cases)]
+    assert cli.main([*args, "--quiet", "--out", str(tmp_path / "plain")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "split"), "--max_memory",
+                     _budget(planted_dirs["trigger"])]) == 0
+    assert "on disk" in capsys.readouterr().out  # the decoder layer runs from disk
+    plain = pd.read_csv(tmp_path / "plain" / "trigger.csv")
+    split = pd.read_csv(tmp_path / "split" / "trigger.csv")
+    assert split.drop(columns="dla").equals(plain.drop(columns="dla"))
+    assert (plain["rank"] == 1).sum() == 6
+    want, got = plain["dla"].dropna(), split["dla"].dropna()
+    assert len(want) == len(got) > 0 and (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
 @pytest.fixture(scope="module")
 def ablate_args(planted_dirs):
     return ["causal", "ablate", "--model", str(planted_dirs["two_layers"]), "--corpus",
