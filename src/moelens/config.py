@@ -282,7 +282,7 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         help_text = docs.get(f.name, "")
-        if default is not None:
+        if default is not None and not (isinstance(default, (list, tuple)) and not default):  # none shown for []
             shown = default if not isinstance(default, (list, tuple)) else " ".join(map(str, default))
             help_text += f" (default: {shown})"
         help_text = help_text.replace("%", "%%")  # argparse formats help strings with %

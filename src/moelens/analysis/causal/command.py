@@ -12,13 +12,15 @@ from typing import Literal
 from moelens.capture.placed import PlacementFlags
 from moelens.errors import ConfigError
 
+
 @dataclass
 class _Placed(PlacementFlags):
-    model_dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = "default"
-    """dtype the model runs in: default = bfloat16 on a GPU, float32 on the CPU; auto = the
-    checkpoint's own. One expert's effect can be as small as bfloat16 rounding noise, so on a GPU
-    give float32 when effects are small (twice the memory of bfloat16; in Python,
-    intervene(..., fp32=True) runs a model loaded in bfloat16 in float32 for one block instead)"""
+    """Where the model runs, with float32 as the default dtype on every device."""
+
+    model_dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = "float32"
+    """dtype the model runs in: float32 on every device by default, since one expert's effect
+    can be as small as bfloat16 rounding noise; bfloat16 halves the memory of a large model
+    (default = bfloat16 on a GPU, float32 on the CPU; auto = the checkpoint's own)"""
 
 
 @dataclass
