@@ -4,6 +4,7 @@ sweep's table through ``moelens causal ablate``; a bad placement is a one-line e
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -34,17 +35,38 @@ def _budget(path) -> str:
     return f"cpu={need + 2048}"
 
 
+def _mixed_map(m) -> dict[str, str]:
+    """A device map with the decoder layers alternately on disk and on the CPU (the first on
+    disk) and the final norm on disk; the embeddings and the head stay on the CPU."""
+    adapter = get_adapter(m)
+    names = {id(mod): name for name, mod in m.named_modules()}
+    layers = adapter.decoder_layers() if hasattr(adapter, "decoder_layers") else m.transformer.h
+    stack, final_norm = names[id(layers[0])].rsplit(".", 1)[0], names[id(adapter.final_norm())]
+    parent = stack.rsplit(".", 1)[0]
+    out: dict[str, str] = {}
+    for name, child in m.named_children():
+        subs = [f"{name}.{sub}" for sub, _ in child.named_children()] if name == parent else [name]
+        for full in subs:
+            if full == stack:
+                out.update({f"{stack}.{i}": "disk" if i % 2 == 0 else "cpu" for i in range(len(layers))})
+            else:
+                out[full] = "disk" if full == final_norm else "cpu"
+    return out
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def pair(request, tmp_path_factory):
-    """(plain model, split model, adapters) of one family saved to disk; the split one has
-    decoder layers offloaded to disk."""
+    """(plain model, split model) of one family saved to disk; the split one runs its decoder
+    layers alternately from disk and the CPU (an explicit --device_map)."""
     path = tmp_path_factory.mktemp(request.param) / "model"
     model(request.param).save_pretrained(path)
     char_tokenizer().save_pretrained(path)
     plain, _ = load_placed(str(path), resolve("cpu", "float32", None, [], None))
-    with offload_dir(resolve(None, "float32", None, [_budget(path)], None)) as placement:
+    device_map = json.dumps(_mixed_map(plain))
+    with offload_dir(resolve(None, "float32", device_map, [], None)) as placement:
         split, _ = load_placed(str(path), placement)
-        assert "disk" in split.hf_device_map.values(), split.hf_device_map
+        assert sorted(set(split.hf_device_map.values())) == ["cpu", "disk"], split.hf_device_map
+        assert any(p.device.type == "meta" for p in split.parameters())  # offloaded between forwards
         yield plain, split
 
 
@@ -105,6 +127,30 @@ def test_weights_read_directly_are_loaded_from_disk(pair):
     with torch.no_grad():
         assert torch.allclose(a.expert_output(layer, 1, hidden), b.expert_output(layer, 1, hidden).cpu(),
                               rtol=1e-5, atol=1e-6)
+
+
+def test_batched_sweep_on_a_split_model_matches_the_plain_model(pair):
+    """The sweep restarts the model from an ablated layer's residual (``run_from``) and recomputes
+    the block's update from recorded tensors: both on layers that run from disk."""
+    from moelens.analysis.causal.means import mean_outputs
+    from moelens.analysis.causal.sweep import Cell, sweep
+
+    from .test_sweep import assert_rows_close, tiny_windows
+
+    plain, split = pair
+    windows = tiny_windows()
+    rows = {}
+    for name, m in (("plain", plain), ("split", split)):
+        adapter = get_adapter(m)
+        first = adapter.moe_layers()[0]
+        cells = [Cell(first, e) for e in range(adapter.num_experts(first))]
+        means = {l: v[0] for l, v in mean_outputs(m, adapter, windows.batches, [first]).items()}
+        with torch.no_grad():
+            rows[name] = [sweep(m, adapter, windows, cells, ablation=a, group_size=3, means=means, tail_tokens=12)
+                          for a in ("remove", "mean")]
+    for got, want in zip(rows["split"], rows["plain"]):
+        assert any(r["status"] == "tested" for r in want)
+        assert_rows_close(got, want)
 
 
 def test_fp32_block_on_a_split_bfloat16_model(planted_dirs):
