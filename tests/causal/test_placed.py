@@ -1,6 +1,7 @@
 """A model split over the CPU and disk by accelerate (``--device_map`` / ``--max_memory``) gives
-the causal results of the plain load: every intervention kind through ``intervene``, the ablation
-sweep's table through ``moelens causal ablate``; a bad placement is a one-line error."""
+the causal results of the plain load: every intervention kind through ``intervene`` (and its
+float32 block), weights read directly, the batched sweep, the tables of ``moelens causal ablate``
+and ``causal trigger``; a bad placement is a one-line error."""
 
 from __future__ import annotations
 
@@ -80,10 +81,10 @@ def _logits(m, interventions):
 
 
 def _cases(adapter):
-    layer = adapter.moe_layers()[-1]
+    """One intervention of each kind on the busiest expert of the first MoE layer (on disk)."""
+    layer = adapter.moe_layers()[0]
     n = adapter.num_experts(layer)
     with torch.no_grad():
-        counts = torch.zeros(n)
         sink = _Routing()
         with adapter.attach(sink, [layer], spaces=["expert"]):
             adapter.model(IDS)
@@ -118,14 +119,19 @@ def test_every_intervention_on_a_split_model_matches_the_plain_model(pair):
 
 
 def test_weights_read_directly_are_loaded_from_disk(pair):
-    """The unembedding and an expert's output recomputed from offloaded weights are the plain ones."""
+    """The unembedding, the final norm's linear share and an expert's output recomputed from
+    offloaded weights (the first MoE layer and the final norm are on disk) are the plain ones."""
     plain, split = pair
     a, b = get_adapter(plain), get_adapter(split)
     assert torch.equal(a.unembedding(), b.unembedding())
-    layer = a.moe_layers()[-1]
-    hidden = torch.randn(4, a.expert_width(layer), generator=torch.Generator().manual_seed(0))
+    layer = a.moe_layers()[0]
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(4, a.expert_width(layer), generator=gen)
+    resid, part = torch.randn(2, 4, a.hidden_size, generator=gen)
     with torch.no_grad():
         assert torch.allclose(a.expert_output(layer, 1, hidden), b.expert_output(layer, 1, hidden).cpu(),
+                              rtol=1e-5, atol=1e-6)
+        assert torch.allclose(a.final_norm_linear(resid, part), b.final_norm_linear(resid, part).cpu(),
                               rtol=1e-5, atol=1e-6)
 
 
