@@ -243,12 +243,31 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see '{self.prog} --help'")
 
 
+def _help_groups(cls: type) -> dict[str, str]:
+    """Field name -> heading, for fields declared by a base that names a ``HELP_GROUP`` (a
+    ``ClassVar``): flags shared by many commands are listed after a command's own, under it."""
+    out: dict[str, str] = {}
+    for klass in cls.__mro__:
+        heading = klass.__dict__.get("HELP_GROUP")
+        if heading and dataclasses.is_dataclass(klass):
+            out.update({name: heading for name in klass.__dict__.get("__annotations__", {}) if name != "HELP_GROUP"})
+    return out
+
+
 def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     hints = _resolved_types(cls)
     docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
+    grouped = _help_groups(cls)
+    groups: dict[str, Any] = {}
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in grouped):  # stable: groups last
         if not f.init:
             continue
+        target: Any = parser
+        if f.name in grouped:
+            heading = grouped[f.name]
+            if heading not in groups:
+                groups[heading] = parser.add_argument_group(heading)
+            target = groups[heading]
         tp = hints[f.name]
         inner, _ = _strip_optional(tp)
         flag = f"--{prefix}{f.name}"
@@ -263,22 +282,22 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         help_text = docs.get(f.name, "")
-        if default is not None:
+        if default is not None and not (isinstance(default, (list, tuple)) and not default):  # none shown for []
             shown = default if not isinstance(default, (list, tuple)) else " ".join(map(str, default))
             help_text += f" (default: {shown})"
         help_text = help_text.replace("%", "%%")  # argparse formats help strings with %
         dest = f"{prefix}{f.name}"
         if inner is bool:
-            parser.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
+            target.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
         elif get_origin(inner) in (list, tuple):
-            parser.add_argument(*flags, dest=dest, nargs="+", default=argparse.SUPPRESS,
+            target.add_argument(*flags, dest=dest, nargs="+", default=argparse.SUPPRESS,
                                 metavar="V", help=help_text)
         else:
             kwargs: dict[str, Any] = {}
             if get_origin(inner) is Literal:
                 kwargs["metavar"] = "{" + ",".join(map(str, get_args(inner))) + "}"
-            parser.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **kwargs)
+            target.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_text, **kwargs)
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

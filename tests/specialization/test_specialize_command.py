@@ -72,3 +72,29 @@ def test_specialize_command(captured, tmp_path):
     assert_user_error(run_cli("specialize", "--store", root / "store", "--model", root / "model",
                               "--ks", "100", "--out", tmp_path / "bad"), "larger than the vocabulary")
     assert not (tmp_path / "bad").exists()
+
+
+def test_specialize_with_the_model_split_over_cpu_and_disk_writes_the_plain_tables(captured, tmp_path, capsys):
+    from transformers import AutoConfig
+
+    from moelens.capture.placement import largest_layer_bytes
+
+    root, _ = captured
+    args = ["specialize", "--store", str(root / "store"), "--model", str(root / "model"), "--ks", "2", "4",
+            "--no-figures"]
+    need, _ = largest_layer_bytes(AutoConfig.from_pretrained(root / "model"), "float32")
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main([*args, "--quiet", "--out", str(tmp_path / "plain")]) == 0
+        # room for the decoder layer and little more: the layer and the final norm go to disk
+        assert cli.main([*args, "--out", str(tmp_path / "split"), "--max_memory", f"cpu={need + 1024}"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "on disk" in capsys.readouterr().out
+    for table in ("specialization.csv", "routing_layers.csv", "routing_experts.csv"):
+        assert (tmp_path / "split" / table).read_bytes() == (tmp_path / "plain" / table).read_bytes(), table
+    assert (pd.read_csv(tmp_path / "plain" / "specialization.csv")["view"] == "output").any()
+
+    assert_user_error(run_cli(*args, "--device", "cpu", "--device_map", "auto", "--out", tmp_path / "bad"),
+                      "--device", "not both")
+    assert not (tmp_path / "bad").exists()

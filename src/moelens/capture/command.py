@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Literal
 
 from moelens.capture import job
+from moelens.capture.placed import PlacementFlags
 from moelens.errors import ConfigError
 from moelens.store import format as fmt
 
 
 @dataclass
-class CaptureConfig:
+class CaptureConfig(PlacementFlags):
+    """The capture's settings; where the model runs (--device, --model_dtype, --device_map,
+    --max_memory, --offload_folder) comes from :class:`PlacementFlags`."""
+
     model: str = ""
     """hub id or local directory of the model to capture"""
     out: Path | None = None
@@ -43,9 +47,6 @@ class CaptureConfig:
     """windows per forward pass"""
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     """dtype of the stored activation values"""
-    model_dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = "default"
-    """dtype the model runs in: default = bfloat16 on a GPU, float32 on the CPU; auto = the
-    checkpoint's own (float32 is exact; bfloat16 halves the memory of a large model)"""
     shard_tokens: int | None = None
     """tokens per shard: records stream to disk every this many tokens, which bounds memory
     (default: as many as fit in about 512 MiB of records, between 256 and 65536; capture holds
@@ -57,18 +58,6 @@ class CaptureConfig:
     """seed of the document shuffle"""
     adapter: str | None = None
     """'module:function' making the adapter for the model (default: moelens.capture.adapters.get_adapter)"""
-    device: str | None = None
-    """torch device of a model that fits one device: cpu, cuda or cuda:N (default: the local
-    rank's GPU if there is one, else cpu)"""
-    device_map: str | None = None
-    """split the model over devices with accelerate: auto, balanced, balanced_low_0, sequential,
-    or a JSON map of module names to devices ({"model.layers.0": 0, "lm_head": "cpu"}) or a file
-    holding one; weights that fit nowhere go to disk (--offload_folder)"""
-    max_memory: list[str] = field(default_factory=list)
-    """per-device budgets for --device_map, e.g. 0=70GiB 1=70GiB cpu=200GiB (implies --device_map
-    auto); each must hold at least the largest decoder layer"""
-    offload_folder: Path | None = None
-    """where --device_map keeps weights offloaded to disk (default: a temporary directory)"""
     dry_run: bool = False
     """print the store's expected bytes per layer and space, the forward cost and the capture
     time at a measured tokens/s (a trial of two batches), and write nothing"""

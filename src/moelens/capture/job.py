@@ -13,13 +13,10 @@ whatever the corpus size (``--shuffle`` adds an index of 16 bytes a document).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import importlib
 import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +24,12 @@ from typing import Any
 
 from moelens.capture import corpus as corpus_mod
 from moelens.capture import placement as placement_mod
+from moelens.capture.placed import load_placed, offload_dir
 from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers, token_table
 from moelens.capture.windows import ShardPlan, plan_shards, tokenize
 from moelens.config import to_dict
 from moelens.errors import ConfigError, MoelensError, StoreError
-from moelens.hf_progress import quiet_hf_progress
 from moelens.rundir import sha256_file
 from moelens.store import format as fmt
 
@@ -46,47 +43,6 @@ class CaptureResult:
     status: str  # "done" (complete), "stopped" (--stop_after_shards), "wrote" or "planned" (--dry_run)
     n_tokens: int = 0
     n_shards: int = 0
-
-
-def load_model(name: str, dtype: str = "float32", placement: Any = None) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` through the adapters' loader, with transformers' own progress bars
-    silenced: capture has its own, and a user error found after loading must still be the only
-    line on stderr. With a ``placement`` the model is placed (one device, or split by a device
-    map) in the placement's dtype."""
-    from moelens.capture.adapters import load_model as load
-
-    with quiet_hf_progress(), _quiet_offload_warning():
-        model, tokenizer = load(name, dtype=placement.dtype if placement is not None else dtype,
-                                placement=placement)
-    if placement is not None and placement.device_map is None:
-        model = model.to(placement.device)
-    return model, tokenizer
-
-
-@contextlib.contextmanager
-def _quiet_offload_warning() -> Iterator[None]:
-    """accelerate warns on stderr that offloaded weights sit on the meta device: expected with
-    --device_map (capture prints where the modules went instead)."""
-    import logging
-
-    log = logging.getLogger("accelerate.big_modeling")
-    before = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(before)
-
-
-@contextlib.contextmanager
-def offload_dir(placement: Any) -> Iterator[Any]:
-    """The placement, with a temporary ``offload_folder`` (removed afterwards) when a device map
-    may offload weights to disk and the user named no folder."""
-    if placement.device_map is None or placement.offload_folder is not None:
-        yield placement
-        return
-    with tempfile.TemporaryDirectory(prefix="moelens-offload-") as tmp:
-        yield dataclasses.replace(placement, offload_folder=Path(tmp))
 
 
 def make_adapter(spec: str | None, model: Any) -> Any:
@@ -183,8 +139,7 @@ def capture(cfg: Any) -> CaptureResult:
 def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
     import torch
 
-    placement = placement_mod.resolve(cfg.device, cfg.model_dtype, cfg.device_map, cfg.max_memory,
-                                      cfg.offload_folder)
+    placement = cfg.placement()
     if cfg.dry_run and world > 1:
         raise ConfigError("--dry_run plans a capture in one process; run it without torchrun")
     if cfg.threads is not None:
@@ -198,7 +153,7 @@ def _capture_placed(cfg: Any, rank: int, world: int, dist: Any, corpus: corpus_m
                     placement: Any) -> CaptureResult:
     import torch
 
-    model, tokenizer = load_model(cfg.model, placement=placement)
+    model, tokenizer = load_placed(cfg.model, placement)
     if rank == 0 and not cfg.quiet and getattr(model, "hf_device_map", None):
         print(f"capture: model placed by --device_map: {placement_mod.describe_map(model.hf_device_map)}",
               flush=True)

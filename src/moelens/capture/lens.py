@@ -111,12 +111,13 @@ def expert_lens(model, adapter, tokenizer, store, top_n: int, n_tokens: int, qui
 
 
 def run(cfg: LensConfig) -> int:
-    from moelens.capture.job import load_model, make_adapter
+    from moelens.capture.job import make_adapter
+    from moelens.capture.placed import load_placed
     from moelens.rundir import atomic_write_json
     from moelens.store import ActivationStore
 
     store = ActivationStore.open(Path(cfg.store))
-    model, tokenizer = load_model(cfg.model, cfg.model_dtype)
+    model, tokenizer = load_placed(cfg.model, dtype=cfg.model_dtype)
     if tokenizer is None:
         raise ConfigError(f"{cfg.model} has no tokenizer to spell the promoted tokens; save one beside it")
     adapter = make_adapter(None, model)

@@ -107,7 +107,7 @@ def parse_size(text: str, where: str) -> int:
     from accelerate.utils import convert_file_size_to_int
 
     try:
-        value = convert_file_size_to_int(text.strip())
+        value = int(text.strip()) if text.strip().isdigit() else convert_file_size_to_int(text.strip())
     except (ValueError, TypeError, AttributeError):
         value = -1
     if not isinstance(value, int) or value <= 0:

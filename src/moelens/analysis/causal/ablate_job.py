@@ -35,37 +35,44 @@ def _part_name(group: list[Cell]) -> str:
 
 def ablate(cfg: Any) -> AblateResult:
     """Run (or resume) the sweep of ``cfg`` into the stage ``cfg.out``."""
-    from moelens.rundir import Stage, atomic_write_json
+    from moelens.rundir import Stage
 
+    placement = cfg.placement()  # bad placement flags fail before anything else
     with common.process_group() as ranks:
         stage = Stage(Path(cfg.out))
         if stage.done and not cfg.overwrite:
             common.check_done(stage.path, cfg, "causal ablate")
             return AblateResult(stage.path, skipped=True, rank=ranks.rank)
-        model, tok, adapter = common.load(cfg.model, cfg.model_dtype, cfg.threads)
-        cells = common.choose_cells(adapter, cfg.layers, cfg.experts)
-        windows = common.windows_of(cfg, tok)
-        if ranks.rank == 0:
-            stage.begin(cfg, overwrite=cfg.overwrite)
-        ranks.barrier()
-        parts = stage.path / "parts" / common.settings_key(cfg)
-        all_groups = groups(cells, cfg.group_size)
-        mine = [g for i, g in enumerate(all_groups) if i % ranks.world == ranks.rank
-                and not (parts / _part_name(g)).exists()]
-        if mine:
-            _run(cfg, model, adapter, windows, mine, parts, ranks.rank)
-        ranks.barrier()
-        if ranks.rank != 0:
-            return AblateResult(stage.path, rank=ranks.rank)
-        rows = [r for g in all_groups for r in json.loads((parts / _part_name(g)).read_text())]
-        common.write_csv(rows, stage.path / "ablate.csv")
-        summary = _summary(cfg, rows, windows)
-        atomic_write_json(stage.path / "summary.json", summary)
-        if cfg.figures:
-            figures.ablation_heatmap(rows, stage.path / "figures" / "ablation_heatmap.png")
-        shutil.rmtree(stage.path / "parts", ignore_errors=True)
-        stage.finish({"rows": len(rows)})
-        return AblateResult(stage.path, rows=rows, summary=summary)
+        with common.loaded(cfg, placement, say=ranks.rank == 0) as (model, tok, adapter):
+            return _ablate(cfg, placement, ranks, stage, model, tok, adapter)
+
+
+def _ablate(cfg: Any, placement: Any, ranks: Any, stage: Any, model: Any, tok: Any, adapter: Any) -> AblateResult:
+    from moelens.rundir import atomic_write_json
+
+    cells = common.choose_cells(adapter, cfg.layers, cfg.experts)
+    windows = common.windows_of(cfg, tok)
+    if ranks.rank == 0:
+        stage.begin(cfg, overwrite=cfg.overwrite)
+    ranks.barrier()
+    parts = stage.path / "parts" / common.settings_key(cfg, placement)
+    all_groups = groups(cells, cfg.group_size)
+    mine = [g for i, g in enumerate(all_groups) if i % ranks.world == ranks.rank
+            and not (parts / _part_name(g)).exists()]
+    if mine:
+        _run(cfg, model, adapter, windows, mine, parts, ranks.rank)
+    ranks.barrier()
+    if ranks.rank != 0:
+        return AblateResult(stage.path, rank=ranks.rank)
+    rows = [r for g in all_groups for r in json.loads((parts / _part_name(g)).read_text())]
+    common.write_csv(rows, stage.path / "ablate.csv")
+    summary = _summary(cfg, rows, windows)
+    atomic_write_json(stage.path / "summary.json", summary)
+    if cfg.figures:
+        figures.ablation_heatmap(rows, stage.path / "figures" / "ablation_heatmap.png")
+    shutil.rmtree(stage.path / "parts", ignore_errors=True)
+    stage.finish({"rows": len(rows)})
+    return AblateResult(stage.path, rows=rows, summary=summary)
 
 
 def _run(cfg: Any, model: Any, adapter: Any, windows: Any, mine: list[list[Cell]], parts: Path, rank: int) -> None:

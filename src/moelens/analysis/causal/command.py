@@ -9,11 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from moelens.capture.placed import PlacementFlags
 from moelens.errors import ConfigError
 
 
 @dataclass
-class _ModelCorpus:
+class _Placed(PlacementFlags):
+    """Where the model runs, with float32 as the default dtype on every device."""
+
+    model_dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = "float32"
+    """dtype the model runs in: float32 on every device by default, since one expert's effect
+    can be as small as bfloat16 rounding noise; bfloat16 halves the memory of a large model
+    (default = bfloat16 on a GPU, float32 on the CPU; auto = the checkpoint's own)"""
+
+
+@dataclass
+class _ModelCorpus(_Placed):
     model: str = ""
     """hub id or local directory of the model"""
     corpus: list[Path] = field(default_factory=list)
@@ -29,9 +40,6 @@ class _ModelCorpus:
     """use at most this many tokens of the corpus (default: all of it)"""
     layers: list[int] = field(default_factory=list)
     """MoE layers to intervene on (default: every MoE layer)"""
-    model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """dtype the model runs in; float32 by default, since bf16 rounding is as large as one
-    expert's effect"""
     threads: int | None = None
     """torch CPU threads (default: torch's own)"""
     figures: bool = True
@@ -104,14 +112,12 @@ class KnowledgeConfig(_ModelCorpus):
 
 
 @dataclass
-class TriggerConfig:
+class TriggerConfig(_Placed):
     model: str = ""
     """hub id or local directory of the model"""
     cases: Path | None = None
     """JSON file: a list of {"text", "trigger", "target", "layer", "expert"} (optional "id",
     "leading_space": false for a target written without a space before it)"""
-    model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """dtype the model runs in"""
     threads: int | None = None
     """torch CPU threads (default: torch's own)"""
     out: Path = Path("runs/causal/trigger")

@@ -12,21 +12,27 @@ from typing import Any
 
 from moelens.analysis.causal.corpus import Windows, make_windows
 from moelens.analysis.causal.sweep import Cell
+from moelens.capture.placed import PLACEMENT_ONLY
 from moelens.errors import ConfigError
 
 
-def load(model: str, dtype: str = "float32", threads: int | None = None) -> tuple[Any, Any, Any]:
-    """``(model, tokenizer, adapter)`` through the adapters' loader, transformers' bars silenced."""
+@contextmanager
+def loaded(cfg: Any, placement: Any, say: bool = True) -> Iterator[tuple[Any, Any, Any]]:
+    """``(model, tokenizer, adapter)`` of ``cfg.model`` placed as ``placement`` says (one device, or
+    split over devices by accelerate; a temporary offload folder lasts as long as the block),
+    with transformers' bars silenced; ``say`` prints where a device map put the modules."""
     import torch
 
-    from moelens.capture.adapters import get_adapter, load_model
-    from moelens.hf_progress import quiet_hf_progress
+    from moelens.capture.adapters import get_adapter
+    from moelens.capture.placed import describe_map, load_placed, offload_dir
 
-    if threads:
-        torch.set_num_threads(threads)
-    with quiet_hf_progress():
-        m, tok = load_model(model, dtype=dtype)
-    return m, tok, get_adapter(m)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    with offload_dir(placement) as placement:
+        model, tok = load_placed(cfg.model, placement)
+        if say and not getattr(cfg, "quiet", False) and getattr(model, "hf_device_map", None):
+            print(f"model placed by --device_map: {describe_map(model.hf_device_map)}", flush=True)
+        yield model, tok, get_adapter(model)
 
 
 def windows_of(cfg: Any, tokenizer: Any) -> Windows:
@@ -104,19 +110,28 @@ def process_group() -> Iterator[Ranks]:
         dist.destroy_process_group()
 
 
-def settings(cfg: Any, ignore: tuple[str, ...] = ("out", "overwrite", "quiet", "threads")) -> dict[str, Any]:
+IGNORED = ("out", "overwrite", "quiet", "threads", *PLACEMENT_ONLY)
+"""Config values that do not decide a result (where the model runs among them: a model split
+over devices computes what the unsplit one does)."""
+
+
+def settings(cfg: Any, ignore: tuple[str, ...] = IGNORED) -> dict[str, Any]:
     """The config values that decide a result (paths as strings)."""
     from moelens.config import to_dict
 
     return {k: v for k, v in to_dict(cfg).items() if k not in ignore}
 
 
-def settings_key(cfg: Any) -> str:
-    """A short hash of :func:`settings`: parts of an unfinished run are kept only under it."""
+def settings_key(cfg: Any, placement: Any = None) -> str:
+    """A short hash of :func:`settings` and of the dtype and kind of device (cpu / cuda) the model
+    runs in, which change its numbers: parts of an unfinished run are kept only under it."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(settings(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    values = settings(cfg)
+    if placement is not None:
+        values = {**values, "model_dtype": placement.dtype, "compute": placement.compute}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def check_done(out: Path, cfg: Any, what: str) -> None:

@@ -185,7 +185,9 @@ def intervene(model: torch.nn.Module, interventions: Sequence[Intervention], ada
     model will be called with; settable later as ``session.valid``) limits them to real tokens,
     so a pad routed to an expert neither receives an edit nor counts as testing it. ``fp32`` runs the model in float32
     inside the block (bf16 rounding noise is as large as one expert's effect) and restores its
-    dtype after. Every hook is removed on exit, also on error.
+    dtype after; on a model dispatched by accelerate, weights offloaded to the CPU or disk stay in
+    their own dtype there and are cast to float32 as their layer loads them. Every hook is
+    removed on exit, also on error.
     """
     from moelens.capture.adapters import Handle, get_adapter
 
@@ -217,7 +219,18 @@ def intervene(model: torch.nn.Module, interventions: Sequence[Intervention], ada
     finally:
         handle.remove()
         if fp32 and dtype != torch.float32:
-            model.to(dtype)
+            _cast(model, dtype)
+
+
+def _cast(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """The model's floating-point weights to ``dtype`` in place. Not ``model.to(dtype)``:
+    accelerate makes ``.to`` refuse a model with offloaded weights, while the dtype of their
+    (meta) placeholders is what their hooks cast them to when they load them."""
+    cast = {torch.float32: model.float, torch.bfloat16: model.bfloat16, torch.float16: model.half,
+            torch.float64: model.double}
+    if dtype not in cast:
+        raise ValueError(f"cannot run a {dtype} model in float32 and back; load it as float32")
+    cast[dtype]()
 
 
 def _routing_edit(session: Session, idx: list[int]):

@@ -22,13 +22,20 @@ class KnowledgeResult:
 
 
 def run(cfg: Any) -> KnowledgeResult:
-    from moelens.rundir import Stage, atomic_write_json
+    from moelens.rundir import Stage
 
+    placement = cfg.placement()  # bad placement flags fail before anything else
     stage = Stage(Path(cfg.out))
     if stage.done and not cfg.overwrite:
         common.check_done(stage.path, cfg, "causal knowledge")
         return KnowledgeResult(stage.path, skipped=True)
-    model, tok, adapter = common.load(cfg.model, cfg.model_dtype, cfg.threads)
+    with common.loaded(cfg, placement) as (model, tok, adapter):
+        return _run(cfg, placement, stage, model, tok, adapter)
+
+
+def _run(cfg: Any, placement: Any, stage: Any, model: Any, tok: Any, adapter: Any) -> KnowledgeResult:
+    from moelens.rundir import atomic_write_json
+
     cells = common.choose_cells(adapter, cfg.layers, ["all"])
     windows = common.windows_of(cfg, tok)
     if len(windows.domains) < 2:
@@ -41,7 +48,7 @@ def run(cfg: Any) -> KnowledgeResult:
     if max(cfg.ns) > len(cells):
         raise ConfigError(f"--ns goes up to {max(cfg.ns)} but the chosen layers have {len(cells)} experts")
     stage.begin(cfg, overwrite=cfg.overwrite, seed=cfg.seed)
-    parts = stage.path / "parts" / common.settings_key(cfg)
+    parts = stage.path / "parts" / common.settings_key(cfg, placement)
     layers = sorted({c.layer for c in cells})
     steps = len(targets) * len(cfg.ns) * (1 + cfg.controls) + 1
     with common.progress(steps, "knowledge", cfg.quiet) as bar:

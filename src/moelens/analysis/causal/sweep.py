@@ -25,6 +25,7 @@ import torch
 
 from moelens.analysis.causal.corpus import Batch, Windows
 from moelens.analysis.causal.interventions import Intervention, intervene
+from moelens.capture.placed import input_device
 from moelens.errors import ConfigError
 
 ABLATIONS = ("zero", "remove", "mean")
@@ -67,11 +68,12 @@ class Tally:
 
     def add_routing(self, routed: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor) -> None:
         """``routed``/``scored_routed`` [B, T] masks of one batch's windows, ``domain`` [B]."""
-        self.routed.index_add_(0, domain, routed.sum(-1).double())
-        self.routed_scored.index_add_(0, domain, scored_routed.sum(-1).double())
+        self.routed.index_add_(0, domain, routed.sum(-1).double().cpu())
+        self.routed_scored.index_add_(0, domain, scored_routed.sum(-1).double().cpu())
 
     def add_effects(self, d_ce: torch.Tensor, kl: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor) -> None:
         """Per-position Δ cross-entropy and KL [G, T-1] of G windows (zero where not scored)."""
+        d_ce, kl, scored_routed = d_ce.cpu(), kl.cpu(), scored_routed.cpu()
         self.d_loss.index_add_(0, domain, d_ce.sum(-1).double())
         self.kl.index_add_(0, domain, kl.sum(-1).double())
         self.d_loss_routed.index_add_(0, domain, (d_ce * scored_routed[:, :-1]).sum(-1).double())
@@ -106,12 +108,16 @@ def rows_of(cells: Sequence[Cell], tallies: dict[Cell, Tally], scored: torch.Ten
 def score(base_logp: torch.Tensor, base_p: torch.Tensor, new_logits: torch.Tensor, ids: torch.Tensor,
           valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Δ cross-entropy and KL(base ‖ new) per position [G, T-1], zero where not ``valid``
-    (``base_p`` = ``base_logp.exp()``, computed once per batch)."""
+    (``base_p`` = ``base_logp.exp()``, computed once per batch), on the CPU; the vocabulary-wide
+    work runs where the logits are."""
+    where = new_logits.device
     new = torch.log_softmax(new_logits[:, :-1].float(), dim=-1)
+    base_logp, base_p = base_logp.to(where), base_p.to(where)
+    ids, valid = ids.to(where), valid.to(where)
     nxt = ids[:, 1:, None]
     d_ce = base_logp.gather(-1, nxt).squeeze(-1) - new.gather(-1, nxt).squeeze(-1)
     kl = (base_p * (base_logp - new)).sum(-1).clamp_min(0)
-    return d_ce * valid, kl * valid
+    return (d_ce * valid).cpu(), (kl * valid).cpu()
 
 
 class _Records:
@@ -148,7 +154,8 @@ def _first(output: Any) -> torch.Tensor:
 
 def _scored_routed(routed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, T] bool: routed real tokens that have a real next token (their loss is scored)."""
-    nxt = torch.cat([mask[:, 1:].bool(), torch.zeros(mask.shape[0], 1, dtype=torch.bool)], 1)
+    mask = mask.to(routed.device)
+    nxt = torch.cat([mask[:, 1:].bool(), torch.zeros(mask.shape[0], 1, dtype=torch.bool, device=mask.device)], 1)
     return routed & mask.bool() & nxt
 
 
@@ -158,21 +165,21 @@ def block_delta(ablation: str, expert: int, ids: torch.Tensor, weights: torch.Te
     """(Δ block output [N, H], routed [N] bool) of ablating ``expert`` on the real tokens."""
     token_idx, expert_idx, out = rows
     n, h = ids.shape[0], out.shape[-1]
-    slots = (ids == expert) & real[:, None]
+    slots = (ids == expert) & real.to(ids.device)[:, None]
     w_e = (weights.float() * slots).sum(-1)
     pick = expert_idx == expert
     tok = token_idx[pick]
-    own = torch.zeros(n, h)
+    own = out.new_zeros(n, h, dtype=torch.float32)
     own[tok] = out[pick].float()
     delta = -w_e[:, None] * own
     if ablation == "mean":
-        delta = delta + w_e[:, None] * mean.float()[None, :]
+        delta = delta + w_e[:, None] * mean.to(out.device).float()[None, :]
     elif ablation == "remove":
         total = weights.float().sum(-1)
         rest = total - w_e
         factor = torch.where(slots.any(-1) & (rest > 0), total / torch.where(rest > 0, rest, 1.0), 1.0)
         w_rows = (weights.float().reshape(-1)[_slot_of(ids, token_idx, expert_idx)])
-        routed_sum = torch.zeros(n, h).index_add_(0, token_idx, out.float() * w_rows[:, None])
+        routed_sum = out.new_zeros(n, h, dtype=torch.float32).index_add_(0, token_idx, out.float() * w_rows[:, None])
         delta = delta + (factor - 1)[:, None] * (routed_sum + delta)
     return delta, slots.any(-1)
 
@@ -196,27 +203,30 @@ def sweep(model: torch.nn.Module, adapter: Any, windows: Windows, cells: Sequenc
     tallies = {c: Tally(n_dom) for c in cells}
     scored = torch.zeros(n_dom, dtype=torch.float64)
     layers = sorted({c.layer for c in cells})
+    dev = input_device(model)
     for batch in windows.batches:
-        base = _baseline(model, adapter, batch, layers)
+        base = _baseline(model, adapter, batch, layers, dev)
         valid = batch.mask[:, 1:].float()
         scored.index_add_(0, batch.domain, valid.sum(-1).double())
         for group in groups(cells, group_size):
-            _run_group(model, adapter, batch, base, group, ablation, means, tallies, tail_tokens)
+            _run_group(model, adapter, batch, base, group, ablation, means, tallies, tail_tokens, dev)
             if tick is not None:
                 tick()
     return rows_of(list(cells), tallies, scored, windows.domains, ablation)
 
 
-def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[int]) -> dict[str, Any]:
-    """The unmodified run, keeping what ``layers`` need. Every MoE layer is hooked the same way
-    whichever layers are swept, so the baseline is bitwise the same for every list of cells."""
+def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[int],
+              dev: torch.device) -> dict[str, Any]:
+    """The unmodified run, keeping what ``layers`` need (each on the device its layer ran on).
+    Every MoE layer is hooked the same way whichever layers are swept, so the baseline is
+    bitwise the same for every list of cells."""
     rec = _Records(keep=layers)
     blocks: dict[int, torch.Tensor] = {}
     hooks = [adapter.ffn_block(l).register_forward_hook(
         lambda m, a, out, l=l: blocks.__setitem__(l, _first(out).detach())) for l in layers]
     try:
         with adapter.attach(rec, adapter.moe_layers(), spaces=["expert", "resid"]):
-            logits = model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False).logits
+            logits = model(input_ids=batch.ids.to(dev), attention_mask=batch.mask.to(dev), use_cache=False).logits
     finally:
         for h in hooks:
             h.remove()
@@ -226,38 +236,43 @@ def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[i
 
 def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[str, Any], group: list[Cell],
                ablation: str, means: dict[int, torch.Tensor] | None, tallies: dict[Cell, Tally],
-               tail_tokens: int) -> None:
+               tail_tokens: int, dev: torch.device) -> None:
+    """The group's new residual streams, worked out on the device ``layer`` ran on; the rest of
+    the model runs from them on the windows where the expert was routed."""
     layer = group[0].layer
     rec = base["rec"]
     b, t = batch.ids.shape
     real = batch.mask.reshape(-1).bool()
     ids, weights = rec.route[layer]
-    block = base["blocks"][layer].reshape(b * t, -1)
-    resid = rec.res[layer]
-    update = adapter.residual_update(layer, block)
+    here = ids.device
+    block = base["blocks"][layer].reshape(b * t, -1).to(here)
+    resid = rec.res[layer].to(here)
+    update = adapter.residual_update(layer, block).to(here)
     copies: list[tuple[Cell, int, torch.Tensor]] = []  # (cell, window, new residual [T, H])
     for cell in group:
         mean = None if means is None else means[layer][cell.expert]
         delta, routed = block_delta(ablation, cell.expert, ids, weights, rec.rows[layer], mean, real)
-        routed = routed.view(b, t)
+        routed = routed.view(b, t).cpu()
         tallies[cell].add_routing(routed, _scored_routed(routed, batch.mask), batch.domain)
         if not routed.any():
             continue
-        new_resid = resid - update + adapter.residual_update(layer, block + delta.to(block.dtype))
+        new_resid = resid - update + adapter.residual_update(layer, block + delta.to(here, block.dtype)).to(here)
         new_resid = new_resid.view(b, t, -1)
         for w in torch.nonzero(routed.any(-1)).flatten().tolist():
             copies.append((cell, w, new_resid[w]))
     per_forward = max(1, tail_tokens // max(t, 1))
+    routed_ids = ids.view(b, t, -1).cpu() if copies else None
     for s in range(0, len(copies), per_forward):
         chunk = copies[s:s + per_forward]
         win = torch.tensor([w for _, w, _ in chunk])
         hidden = torch.stack([h for _, _, h in chunk]).to(resid.dtype)
         ids_c, mask_c = batch.ids[win], batch.mask[win]
         with adapter.run_from(layer, hidden):
-            logits = model(input_ids=ids_c, attention_mask=mask_c, use_cache=False).logits
-        d_ce, kl = score(base["logp"][win], base["p"][win], logits, ids_c, mask_c[:, 1:].float())
+            logits = model(input_ids=ids_c.to(dev), attention_mask=mask_c.to(dev), use_cache=False).logits
+        pick = win.to(base["logp"].device)
+        d_ce, kl = score(base["logp"][pick], base["p"][pick], logits, ids_c, mask_c[:, 1:].float())
         for g, (cell, w, _) in enumerate(chunk):
-            routed = (ids.view(b, t, -1)[w:w + 1] == cell.expert).any(-1)
+            routed = (routed_ids[w:w + 1] == cell.expert).any(-1)
             scored_routed = _scored_routed(routed, batch.mask[w:w + 1]).float()
             tallies[cell].add_effects(d_ce[g:g + 1], kl[g:g + 1], scored_routed, batch.domain[w:w + 1])
 
@@ -273,10 +288,12 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
     tallies = {c: Tally(n_dom) for c in cells}
     scored = torch.zeros(n_dom, dtype=torch.float64)
     layers = sorted({c.layer for c in cells})
+    dev = input_device(model)
     for batch in windows.batches:
         rec = _Records()
+        ids, mask = batch.ids.to(dev), batch.mask.to(dev)
         with adapter.attach(rec, layers, spaces=["expert"]):
-            logits = model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False).logits
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
         base_logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         base_p = base_logp.exp()
         valid = batch.mask[:, 1:].float()
@@ -285,9 +302,9 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
             mean = None if means is None else means[cell.layer][cell.expert]
             iv = Intervention(cell.layer, cell.expert, ablation, mean=mean)
             with intervene(model, [iv], adapter=adapter, valid=batch.mask.bool()):
-                new = model(input_ids=batch.ids, attention_mask=batch.mask, use_cache=False).logits
+                new = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             d_ce, kl = score(base_logp, base_p, new, batch.ids, valid)
-            routed = (rec.route[cell.layer][0] == cell.expert).any(-1).view(batch.ids.shape) & batch.mask.bool()
+            routed = (rec.route[cell.layer][0] == cell.expert).any(-1).cpu().view(batch.ids.shape) & batch.mask.bool()
             scored_routed = _scored_routed(routed, batch.mask)
             tallies[cell].add_routing(routed, scored_routed, batch.domain)
             tallies[cell].add_effects(d_ce, kl, scored_routed.float(), batch.domain)

@@ -23,6 +23,7 @@ class TriggerResult:
 def run(cfg: Any) -> TriggerResult:
     from moelens.rundir import Stage, atomic_write_json
 
+    placement = cfg.placement()  # bad placement flags fail before anything else
     stage = Stage(Path(cfg.out))
     if stage.done and not cfg.overwrite:
         common.check_done(stage.path, cfg, "causal trigger")
@@ -31,10 +32,10 @@ def run(cfg: Any) -> TriggerResult:
     if not cases.cases:
         raise DataError(f"none of the {len(cases.rejected)} cases in {cfg.cases} can be tested: "
                         f"{cases.rejected[0]['reason'] if cases.rejected else 'the file holds no case'}")
-    model, tok, adapter = common.load(cfg.model, cfg.model_dtype, cfg.threads)
-    trigger.check_experts(cases.cases, adapter)
-    stage.begin(cfg, overwrite=cfg.overwrite)
-    rows = trigger.evaluate(model, adapter, tok, cases.cases)
+    with common.loaded(cfg, placement) as (model, tok, adapter):
+        trigger.check_experts(cases.cases, adapter)
+        stage.begin(cfg, overwrite=cfg.overwrite)
+        rows = trigger.evaluate(model, adapter, tok, cases.cases)
     table = trigger.rank_table(rows)
     common.write_csv(rows, stage.path / "trigger.csv")
     common.write_csv(table, stage.path / "rank_table.csv")

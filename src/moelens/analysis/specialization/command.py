@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from moelens.capture.placed import PlacementFlags
 from moelens.errors import ConfigError
 
 
 @dataclass
-class SpecializeConfig:
+class SpecializeConfig(PlacementFlags):
+    """The analysis' settings; where the model runs (--device, --model_dtype, --device_map,
+    --max_memory, --offload_folder) comes from :class:`PlacementFlags` (used with --model only)."""
+
     store: Path | None = None
     """activation store directory (routing is enough for the statistics; the output view needs
     the expert space)"""
@@ -39,8 +43,6 @@ class SpecializeConfig:
     """an expert routed on at least this share of tokens is 'always on'"""
     min_count: int = 5
     """token ids seen fewer times are left out of the vocabulary specialization"""
-    model_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """dtype the model is loaded in"""
     threads: int | None = None
     """torch CPU threads (default: torch's own)"""
     out: Path = Path("runs/specialize")

@@ -21,7 +21,7 @@ DEFAULT_KS = (10, 50, 100, 1000, 5000)
 
 def prepare(unembedding: torch.Tensor) -> torch.Tensor:
     """Mean-centred, L2-normalised rows (float32)."""
-    w = unembedding.detach().float()
+    w = unembedding.detach().float().cpu()  # k-means runs on the CPU with a CPU generator
     w = w - w.mean(0, keepdim=True)
     return w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
 

@@ -68,9 +68,10 @@ def _check(cfg: Any, store: Any, adapter: Any | None, layers: list[int]) -> list
 
 def specialize(cfg: Any) -> SpecializeResult:
     from moelens.analysis.causal import common
-    from moelens.rundir import Stage, atomic_write_json
+    from moelens.rundir import Stage
     from moelens.store import ActivationStore
 
+    placement = cfg.placement() if cfg.model else None  # bad placement flags fail first
     stage = Stage(Path(cfg.out))
     if stage.done and not cfg.overwrite:
         common.check_done(stage.path, cfg, "specialize")
@@ -84,11 +85,21 @@ def specialize(cfg: Any) -> SpecializeResult:
     if [l for l in layers if l not in have]:
         raise ConfigError(f"layers {[l for l in layers if l not in have]} have no routing in the store "
                           f"(it has routing at {have})")
-    adapter = common.load(cfg.model, cfg.model_dtype, cfg.threads)[2] if cfg.model else None
+    if placement is None:
+        return _specialize(cfg, None, stage, store, layers, None)
+    with common.loaded(cfg, placement) as (_model, _tok, adapter):
+        return _specialize(cfg, placement, stage, store, layers, adapter)
+
+
+def _specialize(cfg: Any, placement: Any, stage: Any, store: Any, layers: list[int],
+                adapter: Any | None) -> SpecializeResult:
+    from moelens.analysis.causal import common
+    from moelens.rundir import atomic_write_json
+
     ks = _check(cfg, store, adapter, layers)
     domains = token_domains(store, list(cfg.domains), cfg.text_field) if cfg.domains else None
     stage.begin(cfg, overwrite=cfg.overwrite, seed=cfg.seed)
-    parts = stage.path / "parts" / common.settings_key(cfg)
+    parts = stage.path / "parts" / common.settings_key(cfg, placement)
     labels = kmeans.cluster_vocabulary(adapter.unembedding(), ks, cfg.seed) if adapter is not None else {}
     tokens = store.tokens()
     results = []

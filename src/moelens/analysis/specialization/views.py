@@ -40,11 +40,11 @@ def logit_lens_top(adapter: Any, layer: int, expert: int, hidden: np.ndarray, to
     out = []
     for s in range(0, hidden.shape[0], chunk):
         h = torch.from_numpy(np.ascontiguousarray(hidden[s:s + chunk]))
-        o = adapter.expert_output(layer, expert, h)
-        if lens == "final_norm":
-            o = norm(o.to(w_u.dtype))
-        logits = o.to(w_u.dtype) @ w_u.t()
-        out.append(logits.topk(top, dim=-1).indices.numpy())
+        o = adapter.expert_output(layer, expert, h).to(w_u.device, w_u.dtype)
+        if lens == "final_norm":  # a norm split off by a device map runs (and loads) where accelerate put it
+            o = norm(o)
+        logits = o.to(w_u.device, w_u.dtype) @ w_u.t()
+        out.append(logits.topk(top, dim=-1).indices.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, top), dtype=np.int64)
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, Self
 
 import torch
 
+from moelens.capture.placed import weights_in_place
 from moelens.errors import ConfigError
 
 from . import intervention
@@ -187,12 +188,17 @@ class Adapter:
     def final_norm_linear(self, resid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
         """``part``'s share of ``final_norm(resid)`` with the norm's scale frozen at the final
         residual ``resid`` (linear in ``part``; see :func:`.intervention.frozen_norm`)."""
-        return intervention.frozen_norm(self.final_norm(), resid, part)
+        norm = self.final_norm()
+        with weights_in_place(norm):
+            return intervention.frozen_norm(norm, resid, part)
 
     def unembedding(self) -> torch.Tensor:
         """The unembedding matrix ``[V, H]`` (logits = ``logit_scale() · W_U · final_norm(x)``
-        plus any output bias, which belongs to no component)."""
-        return self.model.get_output_embeddings().weight
+        plus any output bias, which belongs to no component). On a model dispatched with its head
+        offloaded, the weights are read in and the tensor returned holds them."""
+        head = self.model.get_output_embeddings()
+        with weights_in_place(head):
+            return head.weight
 
     def logit_scale(self) -> float:
         """Factor the model applies to ``W_U · final_norm(x)`` to get its logits."""

@@ -60,7 +60,7 @@ def grouped_linear(
 def expert_down(module: torch.nn.Module, expert: int, hidden: torch.Tensor) -> torch.Tensor:
     """One expert's output (before its router weight) from its hidden rows ``[R, I]``."""
     w = module.down_proj[expert]
-    out = hidden.to(w.dtype) @ (w if module.is_transposed else w.t())
+    out = hidden.to(w.device, w.dtype) @ (w if module.is_transposed else w.t())
     if getattr(module, "has_bias", False):
         out = out + module.down_proj_bias[expert]
     if getattr(module, "has_post_expert_norm", False):

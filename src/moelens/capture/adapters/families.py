@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from moelens.capture.placed import weights_in_place
+
 from .hf import HFAdapter
 from .intervention import frozen_norm
 from .registry import register
@@ -55,7 +57,9 @@ class FlexOlmoAdapter(HFAdapter):
         return self._post_norm(layer)(block_out)
 
     def residual_update_linear(self, layer: int, block_out: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-        return frozen_norm(self._post_norm(layer), block_out, part)
+        norm = self._post_norm(layer)
+        with weights_in_place(norm):
+            return frozen_norm(norm, block_out, part)
 
 
 @register("qwen2_moe")

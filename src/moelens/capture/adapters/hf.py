@@ -21,9 +21,11 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from moelens.capture.placed import weights_in_place
+
 from .base import EXPERT_SPACES, Adapter, Handle, Sink, first, flat
 from .experts import expert_down, tapped_experts_forward
-from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, patch_forward
+from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, inner_forward, patch_forward
 
 
 class HFAdapter(Adapter):
@@ -108,7 +110,9 @@ class HFAdapter(Adapter):
 
     # -- recompute helpers -----------------------------------------------------------------
     def expert_output(self, layer: int, expert: int, hidden: torch.Tensor) -> torch.Tensor:
-        return expert_down(self._moe(layer), expert, hidden)
+        experts = self._moe(layer)
+        with weights_in_place(experts):
+            return expert_down(experts, expert, hidden)
 
     def shared_output(self, layer: int, hidden: torch.Tensor, block_input: torch.Tensor | None = None) -> torch.Tensor:
         shared = self.shared_expert(layer)
@@ -142,7 +146,7 @@ class HFAdapter(Adapter):
 
         def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
             add = pending.pop() if pending else None
-            return None if add is None else output + add.to(output.dtype)
+            return None if add is None else output + add.to(output.device, output.dtype)
 
         handle = Handle()
         handle.add(experts.register_forward_pre_hook(pre))
@@ -151,9 +155,10 @@ class HFAdapter(Adapter):
 
     def edit_router_logits(self, layer: int, edit: LogitsEdit) -> Handle:
         """The router's forward runs under :class:`EditFirstLinear`: its first linear map (the raw
-        logits, in every family) is edited, the rest of the family's routing runs as written."""
+        logits, in every family) is edited, the rest of the family's routing runs as written (on a
+        dispatched model, inside accelerate's hook: see :func:`.intervention.patch_forward`)."""
         router = self._router_of_moe(layer)
-        stock = router.forward
+        stock = inner_forward(router)
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             with EditFirstLinear(edit):

@@ -59,13 +59,64 @@ class EditFirstLinear(TorchFunctionMode):
         return out
 
 
-def patch_forward(module: torch.nn.Module, forward: Callable[..., Any], what: str) -> Callable[[], None]:
-    """Give ``module`` an instance-level ``forward``; returns the undo. Refuses a second patch."""
+def _hooked(module: torch.nn.Module) -> bool:
+    """Whether accelerate's big-model loading hooked ``module`` (``--device_map``): its ``forward``
+    is then an instance attribute that moves inputs to the execution device, loads offloaded
+    weights, calls ``_old_forward`` and offloads them again."""
+    return hasattr(module, "_hf_hook") and "_old_forward" in module.__dict__
+
+
+def _is_stock(module: torch.nn.Module, forward: Any) -> bool:
+    """``forward`` is the module's own class ``forward`` bound to it (nothing patched)."""
+    return getattr(forward, "__self__", None) is module and getattr(forward, "__func__", None) is type(module).forward
+
+
+def inner_forward(module: torch.nn.Module) -> Callable[..., Any]:
+    """The computation a patch wraps: accelerate's ``_old_forward`` on a hooked module (it runs
+    with the weights in place), else ``module.forward``."""
+    return module.__dict__["_old_forward"] if _hooked(module) else module.forward
+
+
+def patch_forward(module: torch.nn.Module, forward: Callable[..., Any], what: str,
+                  bypass_hook: bool = False) -> Callable[[], None]:
+    """Replace what ``module`` computes with ``forward``; returns the undo. Refuses a second patch.
+
+    On a module hooked by accelerate the patch replaces ``_old_forward``, inside the hook, so
+    ``forward`` sees inputs on the execution device and offloaded weights loaded, and the hook
+    still offloads them after. ``bypass_hook`` replaces the hook's own ``forward`` instead: for a
+    patch that uses none of the module's weights (skipping a layer), nothing is loaded at all.
+    """
+    if _hooked(module):
+        attr = "forward" if bypass_hook else "_old_forward"
+        stock = module.__dict__.get(attr)
+        outer = module.__dict__.get("forward")
+        if not _is_stock(module, module.__dict__["_old_forward"]) or getattr(outer, "_moelens_patch", False):
+            raise RuntimeError(f"{what} is already patched (by a capture or another intervention); "
+                               "remove the other handle first")
+        setattr(module, attr, _mark(forward) if bypass_hook else forward)
+
+        def undo() -> None:
+            if stock is None:
+                module.__dict__.pop(attr, None)
+            else:
+                setattr(module, attr, stock)
+
+        return undo
     if "forward" in module.__dict__:
         raise RuntimeError(f"{what} is already patched (by a capture or another intervention); "
                            "remove the other handle first")
     module.forward = forward
     return lambda: module.__dict__.pop("forward", None)
+
+
+def _mark(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``forward`` wrapped so that a later patch of the same module can see it is there."""
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        return forward(*args, **kwargs)
+
+    patched._moelens_patch = True  # type: ignore[attr-defined]
+    return patched
 
 
 def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -79,7 +130,8 @@ def run_from(layers: list[torch.nn.Module], layer: int, hidden: torch.Tensor) ->
     Layers before ``layer`` return their input unchanged (no computation); ``layer`` returns
     ``hidden`` (shape ``[B, T, H]``, the batch the model is called with). The embeddings, masks
     and position tables are still computed by the model itself, so every later layer receives
-    exactly the arguments a full forward would give it.
+    exactly the arguments a full forward would give it. On a model dispatched by accelerate the
+    skipped layers' hooks are bypassed too: their offloaded weights are not loaded for nothing.
     """
     if not 0 <= layer < len(layers):
         raise ValueError(f"layer {layer} out of range 0..{len(layers) - 1}")
@@ -93,11 +145,12 @@ def run_from(layers: list[torch.nn.Module], layer: int, hidden: torch.Tensor) ->
         if given.shape != hidden.shape:
             raise ValueError(f"run_from: the model was called on shape {tuple(given.shape)} but the "
                              f"hidden states given have shape {tuple(hidden.shape)}")
-        return hidden.to(given.dtype)
+        return hidden.to(given.device, given.dtype)
 
     try:
         for i in range(layer + 1):
-            undo.append(patch_forward(layers[i], inject if i == layer else skip, f"decoder layer {i}"))
+            undo.append(patch_forward(layers[i], inject if i == layer else skip, f"decoder layer {i}",
+                                      bypass_hook=True))
         yield
     finally:
         for u in reversed(undo):
@@ -127,11 +180,11 @@ def frozen_norm(norm: torch.nn.Module, resid: torch.Tensor, part: torch.Tensor) 
     """
     kind, weight, _bias, eps = norm_kind(norm)
     x = resid.float()
-    p = part.float()
+    p = part.to(x.device).float()
     if kind == "rms":
         scale = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     else:
         scale = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
         p = p - p.mean(-1, keepdim=True)
     out = p * scale
-    return out * weight.float() if weight is not None else out
+    return out * weight.to(out.device, torch.float32) if weight is not None else out

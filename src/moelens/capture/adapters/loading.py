@@ -129,9 +129,9 @@ def load_model(
 
     Weights are read only from safetensors; ``moelens.models`` is imported first (when present)
     so that directories saved by ``moelens train`` load through the Auto classes. The model is
-    returned in eval mode. A :class:`moelens.capture.placement.Placement` with a device map loads
-    the model split over devices (accelerate); its budgets are checked against the config before
-    any weight is read.
+    returned in eval mode. A :class:`moelens.capture.placement.Placement` gives the dtype (``dtype``
+    is then ignored) and, with a device map, loads the model split over devices (accelerate); its
+    budgets are checked against the config before any weight is read.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -157,7 +157,7 @@ def load_model(
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
     if revision is not None:
         kwargs["revision"] = revision
-    torch_dtype = _dtype(dtype)
+    torch_dtype = _dtype(placement.dtype if placement is not None else dtype)
     placed = placement.load_kwargs() if placement is not None else {}
     if placed:
         from moelens.capture.placement import check_fits

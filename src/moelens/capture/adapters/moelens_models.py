@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from moelens.capture.placed import weights_in_place
+
 from .base import EXPERT_SPACES, Adapter, Handle, Sink
 from .intervention import LogitsEdit, RoutingEdit
 from .registry import register
@@ -57,6 +59,11 @@ class MoelensAdapter(Adapter):
     # -- recompute helpers -----------------------------------------------------------------
     def expert_output(self, layer: int, expert: int, hidden: torch.Tensor) -> torch.Tensor:
         mlp = self.mlp(layer)
+        with weights_in_place(mlp):
+            return self._expert_output(mlp, layer, expert, hidden)
+
+    def _expert_output(self, mlp: torch.nn.Module, layer: int, expert: int, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = hidden.to(next(mlp.parameters()).device)
         if hasattr(mlp, "expert_output"):
             return mlp.expert_output(expert, hidden)
         width = self.expert_width(layer)
@@ -110,7 +117,7 @@ class MoelensAdapter(Adapter):
 
         def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
             add = pending.pop() if pending else None
-            return None if add is None else output + add.to(output.dtype).reshape(output.shape)
+            return None if add is None else output + add.to(output.device, output.dtype).reshape(output.shape)
 
         mlp.routing = routing
         handle = Handle()
