@@ -51,6 +51,8 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "report": Command("moelens.report.command", "ReportConfig", "run",
+                      "one self-contained HTML report of a run directory's results"),
 }
 
 

@@ -1,0 +1,29 @@
+"""One module per report section, each with the same small surface:
+
+- ``ID``, ``TITLE``: the section's anchor and heading;
+- ``detect(path, files) -> bool``: whether a directory holds this section's results;
+- ``read(dirs, shared)``: read those results, add what the comparison table and the expert
+  cards need to ``shared`` (:class:`moelens.report.results.Shared`), return the section's data;
+- ``render(data, shared) -> Section``: the HTML, or a "not run" note.
+
+:data:`ORDER` is the page order; sections read in that order too, except that the comparison
+table and the expert browser render after every other section has read (they gather from all).
+"""
+
+from __future__ import annotations
+
+from moelens.report.sections import comparison, experts, overview, probing, training
+
+ORDER = [overview, comparison, training, probing, experts]
+"""Sections in page order."""
+
+PENDING = [
+    ("boardgame", "Board-state metrics",
+     "no board-state coverage or reconstruction results in this run (moelens boardgame)"),
+    ("autointerp", "Auto-interpretation",
+     "no auto-interpretation results in this run (moelens interpret)"),
+    ("specialization", "Specialization and routing",
+     "no specialization or routing statistics in this run (moelens specialize)"),
+]
+"""Sections whose analyses this moelens version does not have yet: (id, title, what is missing),
+shown as "not run" after probing."""
