@@ -51,6 +51,10 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "quickstart": Command("moelens.experiments.quickstart", "QuickstartConfig", "run",
+                          "generate chess games, train dense / Switch / MoE-X, capture, probe, "
+                          "report: the whole road in one resumable command",
+                          preset_kind="quickstart"),
     "report": Command("moelens.report.command", "ReportConfig", "run",
                       "one self-contained HTML report of a run directory's results"),
 }

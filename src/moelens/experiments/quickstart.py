@@ -1,0 +1,163 @@
+"""``moelens quickstart``: the whole road on chess, in one resumable command.
+
+generate games -> train a dense GELU model, a Switch MoE and an MoE-X of matched activated size
+-> capture each on held-out games -> k-sparse probing on the chess concepts (MoE vs dense, with
+the controls) -> the HTML report, each a stage of ``runs/quickstart/`` (see
+:mod:`moelens.experiments.pipeline`: a rerun skips finished stages and resumes the one that was
+interrupted). The defaults fit 2 CPU cores in about ten minutes; ``--preset quickstart-gpu``
+(and ``quickstart-gpu-large``) scale every part up for a GPU, ``quickstart-tiny`` is the
+seconds-long version the tests run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from moelens.errors import ConfigError
+
+
+@dataclass
+class GamesSpec:
+    """The chess games: generated offline, split into training blocks and held-out games."""
+
+    n_games: int = 1000
+    """games to generate (Stockfish when installed, else the built-in player)"""
+    val_fraction: float = 0.1
+    """fraction of games held out: validation loss, and the games every analysis captures"""
+    player: Literal["auto", "stockfish", "builtin"] = "auto"
+    """who plays: auto = Stockfish when found, else the built-in player"""
+    workers: int = 0
+    """generation processes (0: one per CPU); does not change the games"""
+
+
+@dataclass
+class ModelsSpec:
+    """The three models, matched in activated feed-forward width (dense width = top_k x expert
+    width), as in MoE-X's comparison."""
+
+    n_layer: int = 2
+    """transformer layers"""
+    n_head: int = 4
+    """attention heads"""
+    n_embd: int = 128
+    """residual width d"""
+    num_experts: int = 8
+    """experts per MoE layer (Switch and MoE-X)"""
+    top_k: int = 2
+    """experts per token"""
+    expert_width: int = 128
+    """hidden width of each expert (the dense model's MLP is top_k times this)"""
+    models: list[str] = field(default_factory=lambda: ["dense-gelu", "switch", "moex"])
+    """model presets to train and compare (any of dense-gelu, dense-relu, switch, moex,
+    ablation-relu-softmax, ablation-gelu-sparsity)"""
+
+
+@dataclass
+class TrainSpec:
+    """Training of each model (the same data, steps and schedule for all)."""
+
+    max_iters: int = 600
+    """optimizer steps per model"""
+    ctx: int = 1023
+    """context: whole 1024-character blocks starting with ';', as in the paper"""
+    batch_size: int = 4
+    """blocks per step"""
+    lr: float = 3e-3
+    """peak learning rate"""
+    min_lr: float = 3e-4
+    """final learning rate of the cosine schedule"""
+    warmup_iters: int = 40
+    """warm-up steps"""
+    eval_interval: int = 100
+    """steps between validation losses (the report's loss curves)"""
+    eval_iters: int = 8
+    """validation batches per evaluation"""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """device: cuda when available (auto), or forced"""
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"
+    """compute dtype (auto: bf16 on a GPU that supports it, else fp32)"""
+
+
+@dataclass
+class AnalysisSpec:
+    """Capture and the analyses of the held-out games."""
+
+    capture_tokens: int = 40000
+    """characters of held-out games to capture per model (one character is one token)"""
+    capture_ctx: int = 1023
+    """capture window: games are read from their start, as the models were trained"""
+    probe_seeds: list[int] = field(default_factory=lambda: [42])
+    """probing seeds (each resamples concept tokens, splits and controls)"""
+    probe_ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    """numbers of neurons per probe"""
+    probe_budget: int = 3000
+    """concept tokens sampled per concept"""
+    bootstrap: int = 500
+    """bootstrap resamples for the 95% intervals"""
+    dense_baseline: bool = True
+    """probe the dense model's units on random token subsets the size of each expert's dataset
+    (the size-matched dense-model baseline)"""
+    device: str = "cpu"
+    """torch device of the probe fitter (cpu, cuda)"""
+
+
+@dataclass
+class QuickstartConfig:
+    """Train dense, Switch and MoE-X chess models and compare what their units represent."""
+
+    out: Path = Path("runs/quickstart")
+    """run directory: one folder per stage, summary.json, and report/report.html"""
+    games: GamesSpec = field(default_factory=GamesSpec)
+    """the chess games"""
+    model: ModelsSpec = field(default_factory=ModelsSpec)
+    """the models"""
+    train: TrainSpec = field(default_factory=TrainSpec)
+    """their training"""
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    """capture and analyses"""
+    seed: int = 0
+    """seed of the games, the initialisations and the data order"""
+    overwrite: bool = False
+    """redo every stage from scratch (otherwise finished stages are skipped)"""
+    quiet: bool = False
+    """no progress lines or bars; only the final table"""
+
+    def __post_init__(self) -> None:
+        from moelens.config import available_presets
+
+        models = self.model.models
+        if not models or len(set(models)) != len(models):
+            raise ConfigError("give one or more distinct model presets with --model.models")
+        known = {p[len("model-"):] for p in available_presets("model")}
+        bad = [m for m in models if m not in known]
+        if bad:
+            raise ConfigError(f"unknown model preset(s) {', '.join(bad)}; choose from "
+                              f"{', '.join(sorted(known))}")
+        for name, value in [("games.n_games", self.games.n_games),
+                            ("train.max_iters", self.train.max_iters),
+                            ("analysis.capture_tokens", self.analysis.capture_tokens),
+                            ("model.top_k", self.model.top_k)]:
+            if value < 1:
+                raise ConfigError(f"{name}={value} must be at least 1")
+        if self.model.top_k > self.model.num_experts:
+            raise ConfigError(f"model.top_k={self.model.top_k} exceeds model.num_experts="
+                              f"{self.model.num_experts}; route to at most every expert")
+        if not 0 < self.games.val_fraction < 1:
+            raise ConfigError("games.val_fraction must lie strictly between 0 and 1")
+
+
+def run(cfg: QuickstartConfig) -> int:
+    """Run (or resume) every stage, then print the headline table and where the report is."""
+    from moelens.experiments import quickstart_summary as summ
+    from moelens.experiments.pipeline import run_pipeline
+    from moelens.experiments.quickstart_stages import steps
+
+    root = Path(cfg.out)
+    summary = run_pipeline(root, steps(cfg), overwrite=cfg.overwrite, quiet=cfg.quiet,
+                           extra=summ.extra(cfg))
+    summary = summ.finish(cfg, root, summary)
+    for line in summ.headline_lines(summary):
+        print(line)
+    return 0

@@ -1,0 +1,175 @@
+"""The stages of ``moelens quickstart``, each a call into the library that owns the work.
+
+Layout of the run directory (``cfg.out``)::
+
+    data/chess/                 token data (train.bin, val.bin, games_val.txt)
+    train-<model>/<model>/      a training run; its model in model/
+    capture/<model>/            the activation store of each model on held-out games
+    probe/<model>/, probe/compare/
+    report/report.html
+    summary.json                stage wall times, settings, headline numbers, notes
+
+Each stage resumes what an interrupted attempt left: games from their shards, training from its
+last checkpoint, capture from its last shard, probing from its last (seed, layer) part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from moelens.experiments.pipeline import Step
+
+MOE_PRESETS = ("switch", "moex", "ablation-relu-softmax", "ablation-gelu-sparsity")
+
+
+def data_dir(root: Path) -> Path:
+    return Path(root) / "data" / "chess"
+
+
+def model_dir(root: Path, name: str) -> Path:
+    return Path(root) / f"train-{name}" / name / "model"
+
+
+def store_dir(root: Path, name: str) -> Path:
+    return Path(root) / "capture" / name
+
+
+def probe_dir(root: Path, name: str) -> Path:
+    return Path(root) / "probe" / name
+
+
+def report_path(root: Path) -> Path:
+    return Path(root) / "report" / "report.html"
+
+
+def _ckpt_interval(iters: int) -> int:
+    """Checkpoints often enough that a killed run loses at most an eighth of its steps."""
+    return max(1, iters // 8)
+
+
+def _data_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
+    def run(_stage: Path) -> dict[str, Any]:
+        from moelens.data.chess.dataset import build_chess
+        from moelens.data.commands import ChessDataConfig
+
+        g = cfg.games
+        out = data_dir(root)
+        build_chess(ChessDataConfig(out=out, n_games=g.n_games, seed=cfg.seed, workers=g.workers,
+                                    player=g.player, val_fraction=g.val_fraction,
+                                    quiet=cfg.quiet))
+        meta = _json(out / "meta.json")
+        return {"n_train_chars": meta.get("n_train"), "n_val_chars": meta.get("n_val"),
+                "player": (meta.get("source") or {}).get("player")}
+    return run
+
+
+def _json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def train_config(cfg: Any, root: Path, name: str) -> Any:
+    """The ``moelens train`` config of one model of the quickstart."""
+    from moelens.training.command import ModelSpec, TrainConfig
+
+    m, t = cfg.model, cfg.train
+    spec = ModelSpec(preset=name, n_layer=m.n_layer, n_head=m.n_head, n_embd=m.n_embd)
+    if name in MOE_PRESETS:
+        spec.num_experts, spec.top_k, spec.expert_width = m.num_experts, m.top_k, m.expert_width
+    else:  # dense: the activated width of top_k experts
+        spec.ffn_width = m.top_k * m.expert_width
+    return TrainConfig(data=data_dir(root), out=model_dir(root, name).parent, model=spec,
+                       ctx=t.ctx, batch_size=t.batch_size, max_iters=t.max_iters, lr=t.lr,
+                       min_lr=t.min_lr, warmup_iters=t.warmup_iters,
+                       eval_interval=t.eval_interval, eval_iters=t.eval_iters,
+                       ckpt_interval=_ckpt_interval(t.max_iters), device=t.device,
+                       dtype=t.dtype, seed=cfg.seed, resume=True, quiet=cfg.quiet)
+
+
+def _train_stage(cfg: Any, root: Path, name: str) -> Callable[[Path], dict[str, Any]]:
+    def run(_stage: Path) -> dict[str, Any]:
+        from moelens.training.loop import train
+
+        done = train(train_config(cfg, root, name))
+        s = done.summary
+        return {"val_loss": s.get("val_loss"), "parameters": s.get("parameters"),
+                "tokens": s.get("tokens")}
+    return run
+
+
+def _capture_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
+    def run(_stage: Path) -> dict[str, Any]:
+        from moelens.capture import job
+        from moelens.capture.command import CaptureConfig
+
+        out = {}
+        for name in cfg.model.models:
+            a = cfg.analysis
+            res = job.capture(CaptureConfig(
+                model=str(model_dir(root, name)), out=store_dir(root, name),
+                corpus=[data_dir(root) / "games_val.txt"], tokens=a.capture_tokens,
+                ctx=a.capture_ctx, quiet=cfg.quiet))
+            out[name] = res.n_tokens or None
+        return {"tokens": out}
+    return run
+
+
+def _probe_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
+    def run(_stage: Path) -> dict[str, Any]:
+        from moelens.analysis.probing import compare, figures
+        from moelens.analysis.probing import run as probing
+        from moelens.analysis.probing.command import ProbeConfig
+
+        a = cfg.analysis
+        dense = next((n for n in cfg.model.models if n not in MOE_PRESETS), None)
+        for name in cfg.model.models:
+            moe = name in MOE_PRESETS
+            probing.probe(ProbeConfig(
+                store=store_dir(root, name), concepts=["chess"], out=probe_dir(root, name),
+                model=name, seeds=list(a.probe_seeds), ks=list(a.probe_ks),
+                budget=a.probe_budget, bootstrap=a.bootstrap, device=a.device,
+                dense_store=store_dir(root, dense) if (moe and dense and a.dense_baseline)
+                else None, quiet=cfg.quiet))
+        runs = [probe_dir(root, n) for n in cfg.model.models]
+        if len(runs) < 2:
+            return {}
+        cmp = compare.compare(runs, n_boot=a.bootstrap)
+        rows = compare.headline_rows(cmp)
+        figures.compare_runs(cmp, root / "probe" / "compare")
+        compare.write(cmp, root / "probe" / "compare", rows)
+        return {"concepts": len(cmp.concepts), "left_out": sorted(cmp.left_out)}
+    return run
+
+
+def _report_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
+    def run(_stage: Path) -> dict[str, Any]:
+        from moelens.report.build import build
+
+        done = build(root, report_path(root), title="moelens quickstart: dense vs Switch vs "
+                                                    "MoE-X on chess")
+        return {"report": str(done.path), "sections": done.sections}
+    return run
+
+
+def steps(cfg: Any) -> list[Step]:
+    """The stages in order, each with the settings that decide its result."""
+    root = Path(cfg.out)
+    g = {k: v for k, v in dataclasses.asdict(cfg.games).items() if k != "workers"}
+    games = {"games": g, "seed": cfg.seed}  # workers do not change the games
+    models = {**games, "model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(cfg.train)}
+    analysis = {**models, "analysis": dataclasses.asdict(cfg.analysis)}
+    out = [Step("data", "generate chess games", _data_stage(cfg, root), games)]
+    out += [Step(f"train-{n}", f"train {n}", _train_stage(cfg, root, n), models)
+            for n in cfg.model.models]
+    out += [Step("capture", "capture every model on held-out games", _capture_stage(cfg, root),
+                 analysis),
+            Step("probe", "k-sparse probing on chess concepts (MoE vs dense, controls)",
+                 _probe_stage(cfg, root), analysis),
+            Step("report", "write the HTML report", _report_stage(cfg, root), analysis)]
+    return out
