@@ -72,6 +72,7 @@ class Table:
     rows: list[list[Any]]
     caption: str = ""
     page_size: int = 20
+    """rows shown before the table scrolls under its fixed header"""
 
     def spec(self) -> dict[str, Any]:
         def cell(v: Any) -> Any:

@@ -1,5 +1,5 @@
 /* moelens report: sortable tables (Grid.js) and the expert browser's filters.
-   Data comes from <script type="application/json"> blocks and is only ever put into the page as
+   Data comes from the JSON script blocks beside each table and is only ever put into the page as
    text (textContent, Grid.js cells, preact elements), never as markup. */
 (function () {
   "use strict";
@@ -28,9 +28,11 @@
     return String(cell);
   }
 
-  /* Grids are rendered one after another, each once the previous one is ready: Grid.js 6.2
-     can fail ("Cannot read properties of undefined") when several grids with search run their
-     pipelines at the same time (grid-js/gridjs#1458). */
+  /* Grids are rendered one after another, each once the previous one is in the page. Long
+     tables scroll under a fixed header instead of being paginated: in Grid.js 6.2, search and
+     sort together with pagination intermittently fail ("Cannot read properties of undefined
+     (reading 'length')", grid-js/gridjs#1458), a processor's cached input being read before
+     it was computed. */
   function upgradeTables() {
     if (typeof gridjs === "undefined") return;
     var boxes = Array.prototype.slice.call(document.querySelectorAll("[data-table]"));
@@ -49,16 +51,22 @@
         data: spec.rows,
         sort: true,
         search: {selector: function (cell) { return cellText(cell); }},
-        pagination: spec.rows.length > spec.page_size ? {limit: spec.page_size} : false
-      });
-      var done = false;
-      grid.on("ready", function () {
-        if (done) return;
-        done = true;
-        box.classList.add("upgraded");
-        next(i + 1);
+        fixedHeader: true,
+        height: spec.rows.length > spec.page_size ? "460px" : "auto"
       });
       grid.render(box);
+      /* Grid.js 6.2 has no "ready" event: the next grid starts once this one's table is in
+         the page (or after three seconds, so that one slow table never stops the rest). */
+      var started = Date.now();
+      (function wait() {
+        var table = box.querySelector(".gridjs-table");
+        if ((table && !box.querySelector(".gridjs-loading-bar")) || Date.now() - started > 3000) {
+          if (table) box.classList.add("upgraded");
+          next(i + 1);
+        } else {
+          setTimeout(wait, 15);
+        }
+      })();
     }
     next(0);
   }
