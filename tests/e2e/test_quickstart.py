@@ -1,0 +1,132 @@
+"""``moelens quickstart`` end to end at toy size (``--preset quickstart-tiny``), as a user runs it:
+killed with SIGKILL in the middle of a training stage, rerun, it resumes that stage from its
+checkpoint without redoing the finished ones, then writes the summary and the report, which a
+real browser opens without errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from clitools import ROOT, assert_user_error, cli_env, run_cli
+
+STAGES = ["data", "train-dense-gelu", "train-switch", "train-moex", "capture", "probe", "report"]
+KILLED = "train-switch"
+FIRST_LOG = 8  # quickstart-tiny: validation every 8 of 24 steps, a checkpoint every 3
+
+
+def _command(out):
+    return [sys.executable, "-m", "moelens", "quickstart", "--preset", "quickstart-tiny",
+            "--out", str(out), "--games.workers", "1"]
+
+
+def _kill_during_training(out) -> tuple[int, list[str]]:
+    """Start the quickstart and SIGKILL it once the stage to kill has checkpointed past its
+    first logged step; returns the checkpoint's step and the metrics lines logged up to it."""
+    run = out / KILLED / "switch"
+    proc = subprocess.Popen(_command(out), cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while _checkpoint_step(run) < FIRST_LOG + 1:
+            assert proc.poll() is None, "the quickstart ended before the stage to kill began"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / KILLED / "DONE").exists(), "the stage finished before the kill"
+    step = _checkpoint_step(run)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return step, [l for l in lines if json.loads(l)["iter"] <= step]
+
+
+def _checkpoint_step(run) -> int:
+    try:
+        return int(json.loads((run / "ckpt" / "latest.json").read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quickstart") / "run"
+    step, before = _kill_during_training(out)
+    marks = {s: (out / s / "DONE").stat().st_mtime_ns for s in STAGES if (out / s / "DONE").exists()}
+    proc = subprocess.run(_command(out), cwd=ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc, (step, before), marks
+
+
+def test_the_rerun_resumes_the_killed_stage_and_skips_finished_ones(quickstart):
+    out, proc, before, marks = quickstart
+    assert set(marks) == {"data", "train-dense-gelu"}
+    lines = proc.stdout.splitlines()
+    for i, stage in enumerate(STAGES, 1):
+        line = next(l for l in lines if l.startswith(f"[{i}/{len(STAGES)}]") and "..." in l
+                    and ("skipped" in l or "done in" in l))
+        assert ("skipped" in line) == (stage in marks), line
+    for stage, mtime in marks.items():  # finished stages were not touched
+        assert (out / stage / "DONE").stat().st_mtime_ns == mtime
+    # the killed run continued from its checkpoint: the lines it had logged up to it are kept
+    # byte for byte (a fresh start would write them again with other throughput figures)
+    step, kept = before
+    assert any("tokens_per_s" in l for l in kept)
+    after = (out / KILLED / "switch" / "metrics.jsonl").read_text().splitlines()
+    assert after[:len(kept)] == kept
+    iters = [json.loads(l)["iter"] for l in after]
+    assert iters == sorted(set(iters)) and iters[-1] == 24
+
+
+def test_summary_holds_stage_times_and_the_headline(quickstart):
+    out, proc, _, _ = quickstart
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["stages"]) == STAGES
+    assert all(s["wall_seconds"] > 0 for s in summary["stages"].values())
+    rows = {r["model"]: r for r in summary["headline"]}
+    assert set(rows) == {"dense-gelu", "switch", "moex"}
+    for name, r in rows.items():
+        assert 0 < r["val_loss"] < 4 and 0 <= r["probe_k1"] <= 1 and 0 <= r["probe_k1_paper"] <= 1
+        assert (r["probe_routed_k1"] is not None) == (name != "dense-gelu")
+    assert rows["moex"]["paper_row"] == "MoE-X" and rows["switch"]["paper_row"] == "Switch"
+    assert summary["notes"] and summary["settings"]["games"] == 40
+    table = [l for l in proc.stdout.splitlines() if l.startswith("quickstart: ")]
+    assert any(l.split()[1] == "moex" for l in table)
+    assert str(out / "report" / "report.html") in proc.stdout
+
+
+def test_the_report_opens_in_a_browser(quickstart):
+    from browsertools import PageLog, chromium, launch
+
+    out, _, _, _ = quickstart
+    path, why = chromium()
+    if path is None:
+        pytest.skip(why)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, path)
+        page = browser.new_page()
+        log = PageLog(page)
+        page.goto((out / "report" / "report.html").as_uri())
+        page.wait_for_selector("body[data-tables-ready]", state="attached", timeout=15000)
+        assert log.problems() == []
+        assert page.locator("#comparison-table tbody tr").count() == 3
+        assert page.locator(".expert-card").count() == 2 * 2 * 4  # Switch and MoE-X
+        assert "not run" not in page.inner_text("#probing")
+        browser.close()
+
+
+def test_bad_settings_are_one_line(tmp_path):
+    assert_user_error(run_cli("quickstart", "--out", tmp_path / "q", "--model.models", "nope"),
+                      "unknown model preset")
+    assert_user_error(run_cli("quickstart", "--out", tmp_path / "q", "--model.top_k", "9"),
+                      "top_k")
+    assert not (tmp_path / "q").exists()
