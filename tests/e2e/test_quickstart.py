@@ -130,3 +130,16 @@ def test_bad_settings_are_one_line(tmp_path):
     assert_user_error(run_cli("quickstart", "--out", tmp_path / "q", "--model.top_k", "9"),
                       "top_k")
     assert not (tmp_path / "q").exists()
+
+
+def test_the_readme_python_example_runs_on_the_quickstart(quickstart):
+    import re
+
+    out, _, _, _ = quickstart
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks, "the README has a Python example"
+    for code in blocks:
+        proc = subprocess.run([sys.executable, "-c", code.replace("runs/quickstart", str(out))],
+                              cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "tokens, expert 3 saw" in proc.stdout
