@@ -136,6 +136,7 @@ MAY_IMPORT = {
     "moelens.capture": SHARED | {"moelens.data", "moelens.models", "moelens.store"},
     "moelens.store": SHARED,
     "moelens.analysis": SHARED | {"moelens.store", "moelens.data"},
+    "moelens.report": SHARED | {"moelens"},  # reads result files only; "moelens": __version__
 }
 """The "may import" column of the map in docs/interfaces.md (besides the folder itself)."""
 

@@ -59,7 +59,8 @@ def _checkpoint_step(run) -> int:
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart") / "run"
     step, before = _kill_during_training(out)
-    marks = {s: (out / s / "DONE").stat().st_mtime_ns for s in STAGES if (out / s / "DONE").exists()}
+    marks = {s: (out / s / "DONE").stat().st_mtime_ns for s in STAGES
+             if (out / s / "DONE").exists()}
     proc = subprocess.run(_command(out), cwd=ROOT, env=cli_env(), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -96,7 +97,8 @@ def test_summary_holds_stage_times_and_the_headline(quickstart):
     for name, r in rows.items():
         assert 0 < r["val_loss"] < 4 and 0 <= r["probe_k1"] <= 1 and 0 <= r["probe_k1_paper"] <= 1
         assert (r["probe_routed_k1"] is not None) == (name != "dense-gelu")
-    assert rows["moex"]["paper_row"] == "MoE-X" and rows["switch"]["paper_row"] == "Switch"
+    assert rows["moex"]["paper_row"] == "MoE-X from scratch"
+    assert rows["switch"]["paper_row"] == "Switch"
     assert summary["notes"] and summary["settings"]["games"] == 40
     table = [l for l in proc.stdout.splitlines() if l.startswith("quickstart: ")]
     assert any(l.split()[1] == "moex" for l in table)

@@ -13,7 +13,7 @@ import pytest
 from clitools import assert_user_error, run_cli
 from report_fakes import EVIL, EVIL_NAME, make_run
 
-from moelens.report import assets
+from moelens.report import assets, paper
 from moelens.report.build import build
 from moelens.report.html import Link, Table, json_script
 
@@ -111,13 +111,26 @@ def test_comparison_joins_each_model_across_analyses(tmp_path):
     done = build(make_run(tmp_path / "run"))
     models = done.shared.models
     assert set(models) == {"dense-gelu", "moex"}
-    assert models["moex"]["val_loss"] == 2.0 and models["moex"]["paper_row"] == "MoE-X"
+    assert models["moex"]["val_loss"] == 2.0
+    assert models["moex"]["paper_row"] == "MoE-X from scratch"
     assert models["moex"]["probe_k1"] == 0.8 and models["dense-gelu"]["probe_k1"] == 0.7
     assert models["dense-gelu"]["paper_row"] == "GELU (GPT-2)"
     # each expert's best concepts come from the tidy table, best first
     card = done.shared.experts[("moex", 1, 2)]
     assert card.concepts and card.concepts == sorted(card.concepts, key=lambda c: -c[1])
     assert card.load == pytest.approx(0.2)
+
+
+def test_paper_rows_follow_the_architecture_and_the_recipe():
+    moex = {"ffn": "moe", "expert_act": "relu", "router": "sparsity"}
+    assert paper.paper_numbers(paper.paper_row(moex)) == (None, 0.398, 0.657)
+    assert paper.paper_numbers(paper.paper_row(moex, initialised=True)) == (0.211, 0.428, 0.840)
+    relu_softmax = {"ffn": "moe", "expert_act": "relu", "router": "softmax"}
+    assert paper.paper_numbers(paper.paper_row(relu_softmax)) == (None, 0.418, 0.829)
+    dense = {"ffn": "dense", "ffn_act": "gelu"}
+    assert paper.paper_row(dense) == "GELU (GPT-2)"
+    assert paper.paper_numbers(paper.paper_row(dense, True)) == (None, 0.377, 0.674)
+    assert paper.paper_row({"ffn": "dense", "ffn_act": "swiglu"}) is None
 
 
 def test_tables_link_experts_to_their_cards():

@@ -39,7 +39,8 @@ def open_page(browser, path):
 
 def _visible_cards(page):
     return page.eval_on_selector_all(
-        ".expert-card", "cs => cs.filter(c => !c.hidden).map(c => [c.dataset.model, c.dataset.layer])")
+        ".expert-card",
+        "cs => cs.filter(c => !c.hidden).map(c => [c.dataset.model, c.dataset.layer])")
 
 
 def test_loads_clean_and_planted_markup_stays_text(browser, report):

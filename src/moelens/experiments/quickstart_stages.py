@@ -162,7 +162,8 @@ def steps(cfg: Any) -> list[Step]:
     root = Path(cfg.out)
     g = {k: v for k, v in dataclasses.asdict(cfg.games).items() if k != "workers"}
     games = {"games": g, "seed": cfg.seed}  # workers do not change the games
-    models = {**games, "model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(cfg.train)}
+    models = {**games, "model": dataclasses.asdict(cfg.model),
+              "train": dataclasses.asdict(cfg.train)}
     analysis = {**models, "analysis": dataclasses.asdict(cfg.analysis)}
     out = [Step("data", "generate chess games", _data_stage(cfg, root), games)]
     out += [Step(f"train-{n}", f"train {n}", _train_stage(cfg, root, n), models)

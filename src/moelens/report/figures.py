@@ -102,7 +102,8 @@ def svg_histogram(counts: Iterable[float], width: int = 220, height: int = 48) -
     top = max(counts)
     bar = width / len(counts)
     rects = "".join(
-        f'<rect x="{i * bar:.1f}" y="{height - c / top * height:.1f}" width="{max(bar - 1, 1):.1f}" '
-        f'height="{c / top * height:.1f}" fill="#2f5fb3"/>' for i, c in enumerate(counts))
+        f'<rect x="{i * bar:.1f}" y="{height - c / top * height:.1f}" '
+        f'width="{max(bar - 1, 1):.1f}" height="{c / top * height:.1f}" fill="#2f5fb3"/>'
+        for i, c in enumerate(counts))
     return (f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'xmlns="http://www.w3.org/2000/svg" role="img">{rects}</svg>')

@@ -30,6 +30,13 @@ MOEX_TABLE3 = {
 }
 """Table 3 ablation rows (validation loss not given)."""
 
+MOEX_TABLE4 = {
+    "MoE-X from scratch": (None, 0.398, 0.657),
+    "dense, continued training": (None, 0.377, 0.674),
+}
+"""Table 4 (training recipe): the paper's Table 1 MoE-X is upcycled from the dense model; a
+MoE-X trained from scratch, as the quickstart's, compares with this row."""
+
 PROBING_K1_K64 = {
     "OLMoE-1B-7B (MoE)": (0.955, 0.982),
     "Mixtral-8x7B (MoE)": (0.918, 0.963),
@@ -40,17 +47,22 @@ PROBING_K1_K64 = {
 text models and text concepts, not chess."""
 
 
-def paper_row(model_config: dict[str, Any] | None) -> str | None:
-    """The row of MoE-X's Tables 1/3 that matches a moelens model config (None if none does)."""
+def paper_row(model_config: dict[str, Any] | None, initialised: bool = False) -> str | None:
+    """The row of MoE-X's Tables 1, 3 or 4 that matches a moelens model config (None if none
+    does); ``initialised``: trained on from a saved model (upcycled, or continued) rather than
+    from scratch."""
     if not model_config:
         return None
     if model_config.get("ffn") == "dense":
-        return {"gelu": "GELU (GPT-2)", "relu": "ReLU", "geglu": "GEGLU",
-                "solu": "SoLU"}.get(str(model_config.get("ffn_act", "")).lower())
+        act = str(model_config.get("ffn_act", "")).lower()
+        if initialised:
+            return "dense, continued training" if act == "gelu" else None
+        return {"gelu": "GELU (GPT-2)", "relu": "ReLU", "geglu": "GEGLU", "solu": "SoLU"}.get(act)
     act = str(model_config.get("expert_act", "")).lower()
     router = str(model_config.get("router", "")).lower()
-    return {("relu", "sparsity"): "MoE-X", ("gelu", "softmax"): "Switch",
-            ("gelu", "sparsity"): "sparsity router only",
+    if (act, router) == ("relu", "sparsity"):
+        return "MoE-X" if initialised else "MoE-X from scratch"
+    return {("gelu", "softmax"): "Switch", ("gelu", "sparsity"): "sparsity router only",
             ("relu", "softmax"): "ReLU experts only"}.get((act, router))
 
 
@@ -58,4 +70,5 @@ def paper_numbers(row: str | None) -> tuple[float | None, float | None, float | 
     """(validation loss, coverage, reconstruction) of a paper row, Nones where not published."""
     if row is None:
         return (None, None, None)
-    return MOEX_TABLE1.get(row) or MOEX_TABLE3.get(row) or (None, None, None)
+    return (MOEX_TABLE1.get(row) or MOEX_TABLE3.get(row) or MOEX_TABLE4.get(row)
+            or (None, None, None))

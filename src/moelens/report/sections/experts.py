@@ -88,7 +88,8 @@ def card(e: Expert, shared: Shared) -> str:
         parts.append("<div>top activating windows:</div>")
         parts += [window_html(w.get("tokens") or [], w.get("acts") or []) for w in e.windows]
     return (f'<article class="expert-card" id="{esc(anchor)}" data-model="{esc(e.model)}" '
-            f'data-layer="{e.layer}" data-search="{esc(_search_text(e))}">{"".join(parts)}</article>')
+            f'data-layer="{e.layer}" data-search="{esc(_search_text(e))}">{"".join(parts)}'
+            "</article>")
 
 
 def render(_data: None, shared: Shared) -> Section:

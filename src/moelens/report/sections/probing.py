@@ -85,7 +85,8 @@ def _best_units(df, name: str, shared: Shared) -> list[list[Any]]:
         best = g.loc[g["f1"].idxmax()]
         layer, expert = int(best["layer"]), int(best["expert"])
         if best["space"] == "expert":
-            unit: Any = Link(f"layer {layer} expert {expert}", shared.expert_href(name, layer, expert))
+            unit: Any = Link(f"layer {layer} expert {expert}",
+                             shared.expert_href(name, layer, expert))
         else:
             unit = f"layer {layer} {best['space']}"
         rows.append([str(concept), name, unit, int(best["k"]), float(best["f1"]),

@@ -71,7 +71,8 @@ def read(dirs: list[Path], shared: Shared) -> list[Run]:
             or read_json(Path(str(summ.get("model"))) / "config.json") or {}
         run = Run(name, d, summ, config, _metrics(d))
         runs.append(run)
-        row = paper.paper_row(config)
+        provenance = (read_json(d / "config.json") or {}).get("config") or {}
+        row = paper.paper_row(config, initialised=bool(provenance.get("init_from")))
         m = shared.model(name)
         m.update(kind=run.kind, paper_row=row, val_loss=summ.get("val_loss"),
                  parameters=summ.get("parameters"), iters=summ.get("iters"),
