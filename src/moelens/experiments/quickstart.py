@@ -22,10 +22,15 @@ from moelens.errors import ConfigError
 class GamesSpec:
     """The chess games: generated offline, split into training blocks and held-out games."""
 
-    n_games: int = 1000
+    n_games: int = 2000
     """games to generate (Stockfish when installed, else the built-in player)"""
     val_fraction: float = 0.1
     """fraction of games held out: validation loss, and the games every analysis captures"""
+    max_plies: int = 70
+    """half-moves per game at most: the board-state metrics read only a game's first 256
+    characters (about 60 plies), so longer games would cost generation time for nothing"""
+    block_size: int = 256
+    """characters per training block (each starts with ';'; a longer game keeps its opening)"""
     player: Literal["auto", "stockfish", "builtin"] = "auto"
     """who plays: auto = Stockfish when found, else the built-in player"""
     workers: int = 0
@@ -58,11 +63,11 @@ class ModelsSpec:
 class TrainSpec:
     """Training of each model (the same data, steps and schedule for all)."""
 
-    max_iters: int = 600
+    max_iters: int = 400
     """optimizer steps per model"""
-    ctx: int = 1023
-    """context: whole 1024-character blocks starting with ';', as in the paper"""
-    batch_size: int = 4
+    ctx: int = 255
+    """context: whole blocks (block_size - 1 characters), each a game from its start"""
+    batch_size: int = 16
     """blocks per step"""
     lr: float = 3e-3
     """peak learning rate"""
@@ -84,9 +89,9 @@ class TrainSpec:
 class AnalysisSpec:
     """Capture and the analyses of the held-out games."""
 
-    capture_tokens: int = 40000
+    capture_tokens: int = 60000
     """characters of held-out games to capture per model (one character is one token)"""
-    capture_ctx: int = 1023
+    capture_ctx: int = 255
     """capture window: games are read from their start, as the models were trained"""
     probe_seeds: list[int] = field(default_factory=lambda: [42])
     """probing seeds (each resamples concept tokens, splits and controls)"""

@@ -58,6 +58,7 @@ def _data_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
         out = data_dir(root)
         build_chess(ChessDataConfig(out=out, n_games=g.n_games, seed=cfg.seed, workers=g.workers,
                                     player=g.player, val_fraction=g.val_fraction,
+                                    max_plies=g.max_plies, block_size=g.block_size,
                                     quiet=cfg.quiet))
         meta = _json(out / "meta.json")
         return {"n_train_chars": meta.get("n_train"), "n_val_chars": meta.get("n_val"),
