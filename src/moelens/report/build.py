@@ -10,7 +10,7 @@ from moelens import __version__
 from moelens.errors import DataError
 from moelens.report import html
 from moelens.report.results import Shared, walk
-from moelens.report.sections import ORDER, PENDING, probing
+from moelens.report.sections import ORDER, PENDING, experts
 from moelens.rundir import atomic_write_text
 
 
@@ -39,9 +39,9 @@ def collect(run_dir: Path) -> tuple[Shared, list[html.Section]]:
     rendered = {m.ID: m.render(data[m.ID], shared) for m in ORDER}
     sections = []
     for m in ORDER:
-        sections.append(rendered[m.ID])
-        if m is probing:
+        if m is experts:  # analyses this version lacks, as "not run", before the browser
             sections += [html.Section(i, t, not_run=why) for i, t, why in PENDING]
+        sections.append(rendered[m.ID])
     return shared, sections
 
 

@@ -16,8 +16,9 @@ ID, TITLE = "comparison", "Model comparison"
 TABLE1 = [
     ("model", "model"), ("paper_row", "paper's row"),
     ("val_loss", "val loss"), ("paper_val_loss", "paper"),
-    ("coverage", "coverage"), ("paper_coverage", "paper"),
-    ("reconstruction", "reconstruction"), ("paper_reconstruction", "paper"),
+    ("coverage", "coverage"), ("chance_coverage", "chance"), ("paper_coverage", "paper"),
+    ("reconstruction", "reconstruction"), ("chance_reconstruction", "chance"),
+    ("paper_reconstruction", "paper"),
     ("legal_move_rate", "legal-move rate"),
 ]
 """(key, heading) of the columns in the layout of MoE-X's Table 1."""
@@ -69,8 +70,10 @@ def render(_data: None, shared: Shared) -> Section:
         "model has.", "note"),
         Table("comparison-table", [h for _, h in TABLE1],
               [[r[key] for key, _ in TABLE1] for r in table_rows], page_size=40,
-              caption="Validation loss in nats per character; '–' where a result was not "
-                      "computed for that model.").render(),
+              caption="Validation loss in nats per character. 'chance': what units that fire "
+                      "without regard to the board score (each cell's base rate); 'paper': the "
+                      "matching row of the MoE-X paper; '–' where a result was not computed "
+                      "for that model.").render(),
         Table("comparison-units", [h for _, h in UNITS],
               [[r[key] for key, _ in UNITS] for r in table_rows], page_size=40,
               caption="Mean F1 of k-sparse probes on the chess concepts (validation-selected "
