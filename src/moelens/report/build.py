@@ -10,7 +10,7 @@ from moelens import __version__
 from moelens.errors import DataError
 from moelens.report import html
 from moelens.report.results import Shared, walk
-from moelens.report.sections import ORDER, PENDING, experts
+from moelens.report.sections import ORDER
 from moelens.rundir import atomic_write_text
 
 
@@ -37,11 +37,7 @@ def collect(run_dir: Path) -> tuple[Shared, list[html.Section]]:
                         "moelens quickstart, or moelens probe --out DIR/probe)")
     data = {m.ID: m.read(found[m.ID], shared) for m in ORDER}
     rendered = {m.ID: m.render(data[m.ID], shared) for m in ORDER}
-    sections = []
-    for m in ORDER:
-        if m is experts:  # analyses this version lacks, as "not run", before the browser
-            sections += [html.Section(i, t, not_run=why) for i, t, why in PENDING]
-        sections.append(rendered[m.ID])
+    sections = [rendered[m.ID] for m in ORDER]
     return shared, sections
 
 

@@ -12,17 +12,8 @@ table and the expert browser render after every other section has read (they gat
 
 from __future__ import annotations
 
-from moelens.report.sections import (boardgame, comparison, experts, overview, probing,
-                                     training)
+from moelens.report.sections import (autointerp, boardgame, comparison, experts, overview,
+                                     probing, specialization, training)
 
-ORDER = [overview, comparison, training, probing, boardgame, experts]
+ORDER = [overview, comparison, training, probing, boardgame, autointerp, specialization, experts]
 """Sections in page order."""
-
-PENDING = [
-    ("autointerp", "Auto-interpretation",
-     "no auto-interpretation results in this run (moelens interpret)"),
-    ("specialization", "Specialization and routing",
-     "no specialization or routing statistics in this run (moelens specialize)"),
-]
-"""Sections whose analyses this moelens version does not have yet: (id, title, what is missing),
-shown as "not run" before the expert browser."""

@@ -83,7 +83,10 @@ def card(e: Expert, shared: Shared) -> str:
         chips = "".join(f"<span>{esc(t)}</span>" for t in e.promoted)
         parts.append(f'<div>promotes: <span class="chips mono">{chips}</span></div>')
     if e.histogram and e.histogram.get("counts"):
-        parts.append(figures.svg_histogram(e.histogram["counts"]))
+        edges = e.histogram.get("edges") or []
+        span = f" ({edges[0]:.3g} to {edges[-1]:.3g})" if len(edges) > 1 else ""
+        parts.append(f'<div>activations in its windows{esc(span)}:</div>'
+                     + figures.svg_histogram(e.histogram["counts"]))
     if e.windows:
         parts.append("<div>top activating windows:</div>")
         parts += [window_html(w.get("tokens") or [], w.get("acts") or []) for w in e.windows]
