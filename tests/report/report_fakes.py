@@ -67,7 +67,82 @@ def _probe(root: Path, name: str, moe: bool, concepts: list[str]) -> Path:
     return out
 
 
-def make_run(root: Path, evil: bool = False, with_probe: bool = True) -> Path:
+def _boardgame(root: Path, models: list[str]) -> None:
+    out = root / "boardgame"
+    out.mkdir(parents=True)
+    rows, probe = [], []
+    for i, model in enumerate(models):
+        moe = model != "dense-gelu"
+        for layer in (0, 1):
+            for function in ("piece_masked_blank_and_initial", "threat"):
+                rows.append({"model": model, "layer": layer, "space": "expert" if moe else "ffn",
+                             "semantics": "gated" if moe else "", "function": function,
+                             "coverage": 0.1 + 0.1 * i + 0.01 * layer, "chance_coverage": 0.02,
+                             "coverage_threshold": 0.5, "reconstruction": 0.2 + 0.1 * i,
+                             "reconstruction_threshold": 0.5, "reconstruction_paper": 0.25,
+                             "chance_reconstruction": 0.0, "n_units": 32, "n_alive": 30,
+                             "n_labelled": 3, "n_cells": 768, "labelling": "corrected",
+                             "n_fit": 100, "n_test": 100})
+            probe.append({"model": model, "layer": layer, "accuracy": 0.8,
+                          "accuracy_changed": 0.3, "majority_accuracy": 0.7,
+                          "majority_accuracy_changed": 0.1, "test_loss": 1.0, "n_fit": 100,
+                          "n_test": 100})
+    pd.DataFrame(rows).to_csv(out / "boardgame.csv", index=False)
+    pd.DataFrame(probe).to_csv(out / "probe.csv", index=False)
+    positions = {"n_fit": 100, "n_test": 100, "n_games_fit": 5, "n_games_test": 5}
+    (out / "summary.json").write_text(json.dumps({"positions": {m: positions for m in models}}))
+
+
+def _interpret(root: Path, model: str, evil: str) -> None:
+    out = root / "interpret" / model
+    (out / "units").mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"config": {"store": f"capture/{model}"}}))
+    table = [{"scorer": "detection", "metric": "balanced_accuracy", "units": 8, "mean": 0.75,
+              "ci_low": 0.7, "ci_high": 0.8, "baseline": 0.5, "baseline_kind": "all-yes",
+              "failures": 0}]
+    (out / "summary.json").write_text(json.dumps({"units": 8, "status": {"ok": 8},
+                                                  "explanation_failures": 0, "table": table,
+                                                  "deciles": []}))
+    for layer in (0, 1):
+        for e in range(4):
+            label = ("castling moves" + (f" {evil}" if evil else "") if (layer, e) == (1, 2)
+                     else f"files of layer {layer} expert {e}")
+            tokens = [";", "1", ".", "e", "4", " ", evil or "O-O", " "]
+            window = {"start": 0, "kind": "activating", "chunk": 0, "decile": 10, "fires": True,
+                      "tokens": tokens, "token_ids": list(range(len(tokens))),
+                      "acts": [0.0, 0.1, 0.0, 0.5, 1.0, 0.0, 2.0, 0.0]}
+            rec = {"unit": {"name": f"L{layer}.expert_out.E{e}", "layer": layer,
+                            "space": "expert_out", "expert": e, "index": -1},
+                   "status": "ok", "explainer": "rules", "judge": "rules",
+                   "promoted": ["O", evil or "-"], "examples": {
+                       "status": "ok", "n_activating": 30, "max_act": 2.0, "explain": [window],
+                       "test": [window]},
+                   "explanation": {"text": label},
+                   "scores": {"detection": {"metrics": {"balanced_accuracy": 0.7 + 0.01 * e}}}}
+            (out / "units" / f"L{layer}.expert_out.E{e}.json").write_text(json.dumps(rec))
+
+
+def _specialize(root: Path, model: str) -> None:
+    out = root / "specialize" / model
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text(json.dumps({"store": f"capture/{model}",
+                                                  "model": f"train-{model}/{model}/model",
+                                                  "mean_specialization": {"input_K10": 0.03}}))
+    pd.DataFrame([{"layer": l, "tokens": 100, "top_k": 2, "num_experts": 4,
+                   "load_entropy_bits": 1.9} for l in (0, 1)]).to_csv(
+        out / "routing_layers.csv", index=False)
+    pd.DataFrame([{"layer": l, "expert": e, "routed_tokens": 50, "load": 0.05 + 0.1 * e,
+                   "token_share": 0.5, "dead": False, "always_on": False}
+                  for l in (0, 1) for e in range(4)]).to_csv(out / "routing_experts.csv",
+                                                             index=False)
+    pd.DataFrame([{"layer": l, "expert": e, "view": "input", "k": 10, "n": 50, "jsd": 0.1,
+                   "null": 0.01, "specialization": 0.09, "status": "tested"}
+                  for l in (0, 1) for e in range(4)]).to_csv(out / "specialization.csv",
+                                                             index=False)
+
+
+def make_run(root: Path, evil: bool = False, with_probe: bool = True,
+             analyses: bool = True) -> Path:
     """A finished run at ``root``: a dense and an MoE model; with ``evil``, markup planted in the
     MoE's name (a folder), a user concept's name, the notes and the settings."""
     root = Path(root)
@@ -85,6 +160,10 @@ def make_run(root: Path, evil: bool = False, with_probe: bool = True) -> Path:
         (cmp_dir / "compare.json").write_text(json.dumps({
             "runs": [str(p) for p in runs], "concepts": concepts, "left_out": {},
             "note": f"means over {len(concepts)} concepts {evil}", "headline": headline}))
+    if analyses:
+        _boardgame(root, ["dense-gelu", moe_name])
+        _interpret(root, moe_name, evil)
+        _specialize(root, moe_name)
     summary = {"stages": {"data": {"wall_seconds": 1.0, "summary": {}},
                           "probe": {"wall_seconds": 2.0, "summary": {}}},
                "total_wall_seconds": 3.0, "notes": [f"a note {evil}"],

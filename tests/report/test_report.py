@@ -97,10 +97,11 @@ def test_page_is_self_contained(evil_page):
 
 
 def test_sections_present_or_not_run(tmp_path):
-    root = make_run(tmp_path / "run", with_probe=False)
+    root = make_run(tmp_path / "run", with_probe=False, analyses=False)
     done = build(root)
     assert done.sections["training"] and done.sections["comparison"]
     assert not done.sections["probing"] and not done.sections["boardgame"]
+    assert not done.sections["autointerp"] and not done.sections["specialization"]
     page = done.path.read_text()
     assert re.search(r'id="probing".*?not run', page, re.S)
     # expert cards exist from training loads alone, without probing
@@ -115,10 +116,21 @@ def test_comparison_joins_each_model_across_analyses(tmp_path):
     assert models["moex"]["paper_row"] == "MoE-X from scratch"
     assert models["moex"]["probe_k1"] == 0.8 and models["dense-gelu"]["probe_k1"] == 0.7
     assert models["dense-gelu"]["paper_row"] == "GELU (GPT-2)"
+    # board-state metrics at the middle of the layers scored, main units
+    assert models["moex"]["coverage"] == pytest.approx(0.21)
+    assert models["dense-gelu"]["coverage"] == pytest.approx(0.11)
+    assert models["moex"]["chance_coverage"] == 0.02
+    assert models["moex"]["interp_score"] == 0.75 and "interp_score" not in models["dense-gelu"]
     # each expert's best concepts come from the tidy table, best first
     card = done.shared.experts[("moex", 1, 2)]
     assert card.concepts and card.concepts == sorted(card.concepts, key=lambda c: -c[1])
-    assert card.load == pytest.approx(0.2)
+    # the load measured on the captured tokens replaces the training batches' load
+    assert card.load == pytest.approx(0.25)
+    assert card.facts["load measured on"] == "the captured tokens"
+    assert card.label == "castling moves" and card.windows[0]["tokens"][6] == "O-O"
+    assert card.scores["detection balanced accuracy"] == pytest.approx(0.72)
+    assert card.scores["input specialization K=10"] == pytest.approx(0.09)
+    assert sum(card.histogram["counts"]) == 8  # the positive activations of both windows
 
 
 def test_paper_rows_follow_the_architecture_and_the_recipe():

@@ -48,9 +48,14 @@ def test_loads_clean_and_planted_markup_stays_text(browser, report):
     assert log.problems() == []
     assert [u for u in log.requests if not u.startswith(("file:", "data:"))] == []
     assert page.evaluate("window.__pwned") is None
-    # the planted strings are on the page as text: in the model name and a concept name
+    # the planted strings are on the page as text: in a model name, a concept name, an
+    # expert's label and a token of its activating window (corpus text)
     text = page.inner_text("main")
     assert EVIL_NAME in text and EVIL in text
+    card = page.locator(".expert-card", has_text="castling moves")
+    assert card.count() == 1
+    assert f"castling moves {EVIL}" in card.locator(".label").inner_text()
+    assert EVIL in card.locator(".window").first.inner_text()
     assert page.locator("main img[src='x']").count() == 0
     # the comparison table is a Grid.js table with one row per model
     assert page.locator("#comparison-table .gridjs-table").count() == 1
@@ -87,6 +92,8 @@ def test_expert_browser_filters_searches_and_follows_links(browser, report):
     page.select_option("#expert-layer", "")
     page.fill("#expert-search", "expert 3")
     assert len(_visible_cards(page)) == 2  # expert 3 of layers 0 and 1
+    page.fill("#expert-search", "CASTLING")  # a label, any case
+    assert [l for _, l in _visible_cards(page)] == ["1"]
     page.fill("#expert-search", "no such label anywhere")
     assert _visible_cards(page) == []
     # a link from a table to a card hidden by the filters clears them and shows the card
