@@ -86,18 +86,24 @@ class TrainSpec:
 
 
 @dataclass
-class AnalysisSpec:
-    """Capture and the analyses of the held-out games."""
+class CaptureSpec:
+    """What every analysis reads: each model's units on held-out games."""
 
-    capture_tokens: int = 60000
+    tokens: int = 60000
     """characters of held-out games to capture per model (one character is one token)"""
-    capture_ctx: int = 255
+    ctx: int = 255
     """capture window: games are read from their start, as the models were trained"""
-    probe_seeds: list[int] = field(default_factory=lambda: [42])
+
+
+@dataclass
+class ProbeSpec:
+    """k-sparse probing of the captured units on the chess concepts."""
+
+    seeds: list[int] = field(default_factory=lambda: [42])
     """probing seeds (each resamples concept tokens, splits and controls)"""
-    probe_ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     """numbers of neurons per probe"""
-    probe_budget: int = 3000
+    budget: int = 3000
     """concept tokens sampled per concept"""
     bootstrap: int = 500
     """bootstrap resamples for the 95% intervals"""
@@ -120,8 +126,10 @@ class QuickstartConfig:
     """the models"""
     train: TrainSpec = field(default_factory=TrainSpec)
     """their training"""
-    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
-    """capture and analyses"""
+    capture: CaptureSpec = field(default_factory=CaptureSpec)
+    """capture of each model on held-out games"""
+    probe: ProbeSpec = field(default_factory=ProbeSpec)
+    """k-sparse probing"""
     seed: int = 0
     """seed of the games, the initialisations and the data order"""
     overwrite: bool = False
@@ -142,7 +150,7 @@ class QuickstartConfig:
                               f"{', '.join(sorted(known))}")
         for name, value in [("games.n_games", self.games.n_games),
                             ("train.max_iters", self.train.max_iters),
-                            ("analysis.capture_tokens", self.analysis.capture_tokens),
+                            ("capture.tokens", self.capture.tokens),
                             ("model.top_k", self.model.top_k)]:
             if value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1")

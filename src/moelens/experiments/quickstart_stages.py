@@ -111,11 +111,10 @@ def _capture_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
 
         out = {}
         for name in cfg.model.models:
-            a = cfg.analysis
             res = job.capture(CaptureConfig(
                 model=str(model_dir(root, name)), out=store_dir(root, name),
-                corpus=[data_dir(root) / "games_val.txt"], tokens=a.capture_tokens,
-                ctx=a.capture_ctx, quiet=cfg.quiet))
+                corpus=[data_dir(root) / "games_val.txt"], tokens=cfg.capture.tokens,
+                ctx=cfg.capture.ctx, quiet=cfg.quiet))
             out[name] = res.n_tokens or None
         return {"tokens": out}
     return run
@@ -127,14 +126,14 @@ def _probe_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
         from moelens.analysis.probing import run as probing
         from moelens.analysis.probing.command import ProbeConfig
 
-        a = cfg.analysis
+        a = cfg.probe
         dense = next((n for n in cfg.model.models if n not in MOE_PRESETS), None)
         for name in cfg.model.models:
             moe = name in MOE_PRESETS
             probing.probe(ProbeConfig(
                 store=store_dir(root, name), concepts=["chess"], out=probe_dir(root, name),
-                model=name, seeds=list(a.probe_seeds), ks=list(a.probe_ks),
-                budget=a.probe_budget, bootstrap=a.bootstrap, device=a.device,
+                model=name, seeds=list(a.seeds), ks=list(a.ks),
+                budget=a.budget, bootstrap=a.bootstrap, device=a.device,
                 dense_store=store_dir(root, dense) if (moe and dense and a.dense_baseline)
                 else None, quiet=cfg.quiet))
         runs = [probe_dir(root, n) for n in cfg.model.models]
@@ -148,30 +147,28 @@ def _probe_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
     return run
 
 
-def _report_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
-    def run(_stage: Path) -> dict[str, Any]:
-        from moelens.report.build import build
+def write_report(cfg: Any, root: Path) -> Any:
+    """The HTML report of everything the run holds (:class:`moelens.report.build.Built`)."""
+    from moelens.report.build import build
 
-        done = build(root, report_path(root), title="moelens quickstart: dense vs Switch vs "
-                                                    "MoE-X on chess")
-        return {"report": str(done.path), "sections": done.sections}
-    return run
+    return build(root, report_path(root), title="moelens quickstart: dense vs Switch vs MoE-X "
+                                                "on chess")
 
 
 def steps(cfg: Any) -> list[Step]:
-    """The stages in order, each with the settings that decide its result."""
+    """The stages in order, each with the settings that decide its result (and only those, so
+    that a stage added later, or a change to one analysis, leaves the others' results valid)."""
     root = Path(cfg.out)
-    g = {k: v for k, v in dataclasses.asdict(cfg.games).items() if k != "workers"}
+    asdict = dataclasses.asdict
+    g = {k: v for k, v in asdict(cfg.games).items() if k != "workers"}
     games = {"games": g, "seed": cfg.seed}  # workers do not change the games
-    models = {**games, "model": dataclasses.asdict(cfg.model),
-              "train": dataclasses.asdict(cfg.train)}
-    analysis = {**models, "analysis": dataclasses.asdict(cfg.analysis)}
+    models = {**games, "model": asdict(cfg.model), "train": asdict(cfg.train)}
+    captured = {**models, "capture": asdict(cfg.capture)}
     out = [Step("data", "generate chess games", _data_stage(cfg, root), games)]
     out += [Step(f"train-{n}", f"train {n}", _train_stage(cfg, root, n), models)
             for n in cfg.model.models]
     out += [Step("capture", "capture every model on held-out games", _capture_stage(cfg, root),
-                 analysis),
+                 captured),
             Step("probe", "k-sparse probing on chess concepts (MoE vs dense, controls)",
-                 _probe_stage(cfg, root), analysis),
-            Step("report", "write the HTML report", _report_stage(cfg, root), analysis)]
+                 _probe_stage(cfg, root), {**captured, "probe": asdict(cfg.probe)})]
     return out

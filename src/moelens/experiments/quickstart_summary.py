@@ -9,6 +9,7 @@ and the report always agree.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,14 @@ LEGEND = ("val loss: nats/char on held-out games; legal: legal-move rate; cover 
 
 def settings(cfg: Any) -> dict[str, Any]:
     """The few settings a reader of the report needs to know the scale of the run."""
-    g, m, t, a = cfg.games, cfg.model, cfg.train, cfg.analysis
+    g, m, t = cfg.games, cfg.model, cfg.train
     return {"games": g.n_games, "held-out fraction": g.val_fraction, "player": g.player,
             "models": ", ".join(m.models),
             "model size": f"{m.n_layer} layers, d={m.n_embd}, {m.num_experts} experts of "
                           f"width {m.expert_width}, top-{m.top_k}; dense width "
                           f"{m.top_k * m.expert_width}",
             "training": f"{t.max_iters} steps x {t.batch_size} x {t.ctx} characters",
-            "captured characters per model": a.capture_tokens, "seed": cfg.seed}
+            "captured characters per model": cfg.capture.tokens, "seed": cfg.seed}
 
 
 def notes(cfg: Any) -> list[str]:
@@ -55,7 +56,7 @@ def notes(cfg: Any) -> list[str]:
         "the validation loss and raises the legal-move rate; the board-state metrics, which "
         "need units that track pieces on squares, are the slowest to appear and are where the "
         "models separate, so they change most with more training. More captured characters "
-        "(--analysis.capture_tokens) and more probing seeds narrow the intervals.",
+        "(--capture.tokens) and more probing seeds (--probe.seeds) narrow the intervals.",
     ]
 
 
@@ -64,26 +65,26 @@ def extra(cfg: Any) -> dict[str, Any]:
     return {"settings": settings(cfg), "notes": notes(cfg)}
 
 
-def headline(root: Path) -> list[dict[str, Any]]:
-    """The comparison rows of everything the run has computed so far."""
-    from moelens.errors import DataError
-    from moelens.report.build import collect
+def finish(cfg: Any, root: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write the report (every run: it is cheap and must show what a rerun added), then add its
+    time, the headline rows and its path to ``summary.json``; returns the new summary."""
+    from moelens.experiments.quickstart_stages import write_report
     from moelens.report.sections import comparison
 
-    try:
-        shared, _ = collect(Path(root))
-    except DataError:
-        return []
-    return comparison.rows(shared)
-
-
-def finish(cfg: Any, root: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """Add the headline and the report's path to ``summary.json``; returns the new summary."""
-    from moelens.experiments.quickstart_stages import report_path
-
+    head = "[report] write the HTML report"
+    if not cfg.quiet:
+        print(f"{head} ...", flush=True)
+    start = time.perf_counter()
+    done = write_report(cfg, Path(root))
+    seconds = time.perf_counter() - start
+    if not cfg.quiet:
+        print(f"{head} ... done in {seconds:.1f} s", flush=True)
     summary = dict(summary)
-    summary["headline"] = headline(root)
-    summary["report"] = str(report_path(root))
+    summary["stages"] = {**summary.get("stages", {}),
+                         "report": {"wall_seconds": seconds, "summary": {"sections": done.sections}}}
+    summary["total_wall_seconds"] = sum(s["wall_seconds"] for s in summary["stages"].values())
+    summary["headline"] = comparison.rows(done.shared)
+    summary["report"] = str(done.path)
     atomic_write_json(Path(root) / "summary.json", summary)
     return summary
 
