@@ -94,6 +94,22 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], ylabe
     return png(fig)
 
 
+def histograms(series: dict[str, list[float]], xlabel: str, ylabel: str) -> str:
+    """Overlaid histograms, one per named series, on shared bins -> PNG data URI."""
+    plt = _plt()
+    values = [v for vs in series.values() for v in vs]
+    lo, hi = min(values), max(values)
+    bins = 20 if hi > lo else 1
+    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    for name, vs in series.items():
+        ax.hist(vs, bins=bins, range=(lo, hi if hi > lo else lo + 1e-9), alpha=0.5, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return png(fig)
+
+
 def svg_histogram(counts: Iterable[float], width: int = 220, height: int = 48) -> str:
     """A bar histogram as inline SVG: bar heights relative to the largest count."""
     counts = [max(float(c), 0.0) for c in counts]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from moelens.report import figures
-from moelens.report.html import Link, Section, Table, esc, paragraph
+from moelens.report.html import Figure, Link, Section, Table, esc, paragraph
 from moelens.report.results import Shared, read_json
 
 ID, TITLE = "autointerp", "Auto-interpretation"
@@ -121,6 +121,20 @@ def read(dirs: list[Path], shared: Shared) -> list[Run]:
     return runs
 
 
+def _score_distributions(runs: list[Run]) -> str:
+    """Histogram of the per-unit headline score of each model (one panel per scorer/metric)."""
+    for scorer, metric in HEADLINE_METRICS:
+        series = {r.model: [v for rec in r.units if (v := _metric(rec, scorer, metric)) is not None]
+                  for r in runs}
+        series = {k: v for k, v in series.items() if v}
+        if series:
+            uri = figures.histograms(series, f"{scorer} {metric.replace('_', ' ')} per unit",
+                                     "units")
+            return Figure(uri, f"Distribution over units of the {scorer} "
+                               f"{metric.replace('_', ' ')}, per model").render()
+    return ""
+
+
 def render(runs: list[Run], shared: Shared) -> Section:
     if not runs:
         return Section(ID, TITLE, not_run="no auto-interpretation results here (moelens "
@@ -131,6 +145,9 @@ def render(runs: list[Run], shared: Shared) -> Section:
         "windows), fuzzing (are the highlighted tokens the right ones), binary (the expert-level "
         "paper's protocol). Each mean has its 95% interval and the baseline of answering 'yes' "
         "everywhere (or chance) beside it.", "note")]
+    dist = _score_distributions(runs)
+    if dist:
+        body.append(dist)
     for run in runs:
         status = ", ".join(f"{n} {k}" for k, n in (run.summary.get("status") or {}).items())
         body.append(f"<h3>{esc(run.model)} ({esc(shared.rel(run.path))})</h3>")
