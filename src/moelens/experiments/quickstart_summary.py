@@ -81,7 +81,8 @@ def finish(cfg: Any, root: Path, summary: dict[str, Any]) -> dict[str, Any]:
         print(f"{head} ... done in {seconds:.1f} s", flush=True)
     summary = dict(summary)
     summary["stages"] = {**summary.get("stages", {}),
-                         "report": {"wall_seconds": seconds, "summary": {"sections": done.sections}}}
+                         "report": {"wall_seconds": seconds,
+                                    "summary": {"sections": done.sections}}}
     summary["total_wall_seconds"] = sum(s["wall_seconds"] for s in summary["stages"].values())
     summary["headline"] = comparison.rows(done.shared)
     summary["report"] = str(done.path)

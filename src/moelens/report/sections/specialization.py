@@ -72,7 +72,8 @@ def read(dirs: list[Path], shared: Shared) -> list[Run]:
                     card.facts["routing"] = "dead" if bool(r.get("dead")) else "always on"
         if run.spec is not None and not run.spec.empty:
             for _, r in run.spec.iterrows():
-                if r.get("status") == "tested" and r.get("specialization") == r.get("specialization"):
+                value = r.get("specialization")
+                if r.get("status") == "tested" and value == value:  # NaN: not tested
                     card = shared.expert(name, int(r["layer"]), int(r["expert"]))
                     card.scores[f"{r['view']} specialization K={int(r['k'])}"] = \
                         float(r["specialization"])
