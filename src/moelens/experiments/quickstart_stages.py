@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from moelens.experiments.pipeline import Step
+from moelens.report.results import read_json
 
 MOE_PRESETS = ("switch", "moex", "ablation-relu-softmax", "ablation-gelu-sparsity")
 
@@ -60,19 +61,10 @@ def _data_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
                                     player=g.player, val_fraction=g.val_fraction,
                                     max_plies=g.max_plies, block_size=g.block_size,
                                     quiet=cfg.quiet))
-        meta = _json(out / "meta.json")
+        meta = read_json(out / "meta.json") or {}
         return {"n_train_chars": meta.get("n_train"), "n_val_chars": meta.get("n_val"),
                 "player": (meta.get("source") or {}).get("player")}
     return run
-
-
-def _json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def train_config(cfg: Any, root: Path, name: str) -> Any:
