@@ -51,6 +51,15 @@ COMMANDS: dict[str, Command] = {
                             "check every file of an activation store against its manifest"),
     "probe": Command("moelens.analysis.probing.command", "ProbeConfig", "run",
                      "k-sparse probing of the units in a store against token concepts"),
+    "causal ablate": Command("moelens.analysis.causal.command", "AblateConfig", "run_ablate",
+                             "ablate every chosen expert in turn (batched sweep): Δ loss, KL, per "
+                             "domain, untested experts marked"),
+    "causal knowledge": Command("moelens.analysis.causal.command", "KnowledgeConfig", "run_knowledge",
+                                "knowledge control: ablate a domain's top-n experts vs random experts"),
+    "specialize": Command("moelens.analysis.specialization.command", "SpecializeConfig", "run",
+                          "routing statistics and input/output specialization of every expert of a store"),
+    "causal trigger": Command("moelens.analysis.causal.command", "TriggerConfig", "run_trigger",
+                              "trigger -> target test of labelled experts (direct logit attribution)"),
     "quickstart": Command("moelens.experiments.quickstart", "QuickstartConfig", "run",
                           "generate chess games, train dense / Switch / MoE-X, capture, probe, "
                           "report: the whole road in one resumable command",

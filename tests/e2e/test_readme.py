@@ -44,6 +44,8 @@ APPENDED = {
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
     "quickstart": ["--preset", "quickstart-tiny", "--games.workers", "1", "--quiet"],
+    "specialize": ["--quiet"],
+    "causal": ["--quiet"],
 }
 
 HUB_STANDINS = {"allenai/OLMoE-1B-7B-0125": "path/to/olmoe"}
@@ -150,7 +152,7 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora", "report"} <= subs
+            "store verify", "data corpora", "specialize", "causal", "report"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 

@@ -15,6 +15,9 @@ import torch
 
 from moelens.errors import ConfigError
 
+from . import intervention
+from .intervention import LogitsEdit, RoutingEdit
+
 SPACES = ("expert", "expert_gate", "expert_out", "shared", "ffn", "resid")
 """Unit spaces an adapter can be asked for (see DESIGN vocabulary)."""
 EXPERT_SPACES = frozenset({"expert", "expert_gate", "expert_out"})
@@ -158,6 +161,58 @@ class Adapter:
         MoE block output = Σ_slots weight · expert_output + shared out + block_bias.
         """
         return None
+
+    # -- intervention points (moelens.analysis.causal; see .intervention) --------------------
+    def edit_routing(self, layer: int, edit: RoutingEdit) -> Handle:
+        """Run ``edit(ids, weights) -> (ids, weights, add)`` on MoE ``layer``'s routing after the
+        family's router made it and before the experts use it; ``add`` ([N, H] or None) joins the
+        routed experts' weighted sum. Shared experts and the router itself are untouched."""
+        raise NotImplementedError
+
+    def edit_router_logits(self, layer: int, edit: LogitsEdit) -> Handle:
+        """Run ``edit(logits [N, E]) -> logits`` on MoE ``layer``'s raw router logits; the
+        family's own scoring, correction bias, group top-k and normalisation then run on them."""
+        raise NotImplementedError
+
+    def run_from(self, layer: int, hidden: torch.Tensor) -> contextlib.AbstractContextManager[None]:
+        """Context manager: forwards skip layers ``0..layer`` and continue from ``hidden`` [B, T, H]
+        (the residual stream after ``layer``) for the batch the model is called with."""
+        self._check_layers([layer])
+        return intervention.run_from(self.decoder_layers(), layer, hidden)
+
+    def final_norm(self) -> torch.nn.Module:
+        """The norm applied to the last layer's residual stream before the unembedding."""
+        raise NotImplementedError
+
+    def final_norm_linear(self, resid: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        """``part``'s share of ``final_norm(resid)`` with the norm's scale frozen at the final
+        residual ``resid`` (linear in ``part``; see :func:`.intervention.frozen_norm`)."""
+        return intervention.frozen_norm(self.final_norm(), resid, part)
+
+    def unembedding(self) -> torch.Tensor:
+        """The unembedding matrix ``[V, H]`` (logits = ``logit_scale() · W_U · final_norm(x)``
+        plus any output bias, which belongs to no component)."""
+        return self.model.get_output_embeddings().weight
+
+    def logit_scale(self) -> float:
+        """Factor the model applies to ``W_U · final_norm(x)`` to get its logits."""
+        return 1.0
+
+    def ffn_block(self, layer: int) -> torch.nn.Module:
+        """The feed-forward block of ``layer`` (dense MLP or MoE block, shared experts included);
+        its output (first element if a tuple) is what :meth:`residual_update` takes."""
+        raise NotImplementedError
+
+    def residual_update(self, layer: int, block_out: torch.Tensor) -> torch.Tensor:
+        """What decoder layer ``layer`` adds to the residual stream, given its FFN block output:
+        the output itself in pre-norm families; families with a residual multiplier or a norm
+        after the block override this."""
+        return block_out
+
+    def residual_update_linear(self, layer: int, block_out: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        """``part``'s share of :meth:`residual_update` for the block output ``block_out`` (exact
+        where the update is linear; a post-block norm's scale is frozen at ``block_out``)."""
+        return part
 
     # -- hooks -------------------------------------------------------------------------------
     def attach(self, sink: Sink, layers: Iterable[int] | None = None, spaces: Iterable[str] = SPACES) -> Handle:

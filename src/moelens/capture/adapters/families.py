@@ -21,7 +21,10 @@ Per-family notes (transformers 5.23):
 
 from __future__ import annotations
 
+import torch
+
 from .hf import HFAdapter
+from .intervention import frozen_norm
 from .registry import register
 
 
@@ -42,7 +45,17 @@ class Qwen3MoeAdapter(HFAdapter):
 
 @register("flex_olmo")
 class FlexOlmoAdapter(HFAdapter):
-    """FlexOlmo."""
+    """FlexOlmo: OLMo-2-style norms *after* each sublayer, so a layer adds
+    ``post_feedforward_layernorm(block output)`` to the residual stream."""
+
+    def _post_norm(self, layer: int) -> torch.nn.Module:
+        return self.decoder_layers()[layer].post_feedforward_layernorm
+
+    def residual_update(self, layer: int, block_out: torch.Tensor) -> torch.Tensor:
+        return self._post_norm(layer)(block_out)
+
+    def residual_update_linear(self, layer: int, block_out: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        return frozen_norm(self._post_norm(layer), block_out, part)
 
 
 @register("qwen2_moe")
@@ -63,10 +76,20 @@ class SharedExpertsAdapter(HFAdapter):
 
 @register("granitemoe")
 class GraniteMoeAdapter(HFAdapter):
-    """Granite-MoE."""
+    """Granite-MoE: blocks are added to the residual times ``residual_multiplier``, logits are
+    divided by ``logits_scaling``."""
 
     block_attr = "block_sparse_moe"
     router_attr = "router"
+
+    def residual_update(self, layer: int, block_out: torch.Tensor) -> torch.Tensor:
+        return block_out * float(self.config.residual_multiplier)
+
+    def residual_update_linear(self, layer: int, block_out: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        return part * float(self.config.residual_multiplier)
+
+    def logit_scale(self) -> float:
+        return 1.0 / float(self.config.logits_scaling)
 
 
 @register("phimoe")
@@ -94,6 +117,7 @@ class GptNeoXAdapter(HFAdapter):
 
     layers_path = ("gpt_neox", "layers")
     dense_down_attr = "dense_4h_to_h"
+    final_norm_path = ("gpt_neox", "final_layer_norm")
 
 
 @register("gpt2")
@@ -102,3 +126,4 @@ class Gpt2Adapter(HFAdapter):
 
     layers_path = ("transformer", "h")
     dense_down_attr = "c_proj"
+    final_norm_path = ("transformer", "ln_f")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .base import EXPERT_SPACES, Adapter, Handle, Sink, first, flat
 from .experts import expert_down, tapped_experts_forward
+from .intervention import EditFirstLinear, LogitsEdit, RoutingEdit, patch_forward
 
 
 class HFAdapter(Adapter):
@@ -40,6 +41,8 @@ class HFAdapter(Adapter):
     """Attribute of a MoE block holding the shared expert MLP, if the family has one."""
     shared_gate_attr: ClassVar[str | None] = None
     """Attribute of a MoE block holding a Linear(H, 1) whose sigmoid scales the shared expert."""
+    final_norm_path: ClassVar[tuple[str, ...]] = ("model", "norm")
+    """Attribute path from the CausalLM to the norm before the unembedding."""
 
     # -- structure -------------------------------------------------------------------------
     def decoder_layers(self) -> list[torch.nn.Module]:
@@ -123,6 +126,52 @@ class HFAdapter(Adapter):
         if self.experts(layer) is not None:
             raise ValueError(f"layer {layer} of this {self.model_type} model is a MoE layer, not a dense MLP")
         return getattr(self.block(layer), self.dense_down_attr)(hidden)
+
+    # -- intervention points ---------------------------------------------------------------
+    def edit_routing(self, layer: int, edit: RoutingEdit) -> Handle:
+        """A pre-hook on the experts module edits the ``(ids, weights)`` every family passes it
+        positionally; a forward hook adds ``add`` to the experts' weighted sum."""
+        experts = self._moe(layer)
+        pending: list[torch.Tensor | None] = []
+
+        def pre(module: torch.nn.Module, args: tuple) -> tuple:
+            hidden, ids, weights = args[:3]
+            ids, weights, add = edit(ids, weights)
+            pending.append(add)
+            return (hidden, ids, weights, *args[3:])
+
+        def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
+            add = pending.pop() if pending else None
+            return None if add is None else output + add.to(output.dtype)
+
+        handle = Handle()
+        handle.add(experts.register_forward_pre_hook(pre))
+        handle.add(experts.register_forward_hook(post))
+        return handle
+
+    def edit_router_logits(self, layer: int, edit: LogitsEdit) -> Handle:
+        """The router's forward runs under :class:`EditFirstLinear`: its first linear map (the raw
+        logits, in every family) is edited, the rest of the family's routing runs as written."""
+        router = self._router_of_moe(layer)
+        stock = router.forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            with EditFirstLinear(edit):
+                return stock(*args, **kwargs)
+
+        handle = Handle()
+        handle.add(patch_forward(router, forward, f"layer {layer} router"))
+        return handle
+
+    def _router_of_moe(self, layer: int) -> torch.nn.Module:
+        self._moe(layer)
+        return self.router(layer)
+
+    def final_norm(self) -> torch.nn.Module:
+        return functools.reduce(getattr, self.final_norm_path, self.model)
+
+    def ffn_block(self, layer: int) -> torch.nn.Module:
+        return self.block(layer)
 
     # -- hooks -------------------------------------------------------------------------------
     def _attach_layer(self, handle: Handle, sink: Sink, layer: int, spaces: frozenset[str]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .base import EXPERT_SPACES, Adapter, Handle, Sink
+from .intervention import LogitsEdit, RoutingEdit
 from .registry import register
 
 
@@ -85,6 +86,50 @@ class MoelensAdapter(Adapter):
         if len(downs) != 1:
             raise ValueError("cannot find the dense MLP's down projection (one Linear from ffn_width to n_embd)")
         return downs[0](hidden)
+
+    # -- intervention points ---------------------------------------------------------------
+    def _moe_mlp(self, layer: int) -> torch.nn.Module:
+        if not self._is_moe(layer):
+            raise ValueError(f"layer {layer} of this moelens model is not a MoE layer")
+        return self.mlp(layer)
+
+    def edit_routing(self, layer: int, edit: RoutingEdit) -> Handle:
+        """The layer's ``routing`` method (what its forward uses) is wrapped per instance; the
+        ``add`` term joins the layer output through a forward hook."""
+        mlp = self._moe_mlp(layer)
+        if "routing" in mlp.__dict__:
+            raise RuntimeError(f"layer {layer} routing is already edited; remove the other handle first")
+        stock = mlp.routing
+        pending: list[torch.Tensor | None] = []
+
+        def routing(x: torch.Tensor) -> Any:
+            r = stock(x)
+            ids, weights, add = edit(r.topk_ids, r.topk_weights)
+            pending.append(add)
+            return type(r)(probs=r.probs, topk_ids=ids, topk_weights=weights)
+
+        def post(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
+            add = pending.pop() if pending else None
+            return None if add is None else output + add.to(output.dtype).reshape(output.shape)
+
+        mlp.routing = routing
+        handle = Handle()
+        handle.add(lambda: mlp.__dict__.pop("routing", None))
+        handle.add(mlp.register_forward_hook(post, prepend=True))  # before any observer of the output
+        return handle
+
+    def edit_router_logits(self, layer: int, edit: LogitsEdit) -> Handle:
+        """The router module returns the scores the top-k is taken from: a hook edits them."""
+        router = self._moe_mlp(layer).router
+        handle = Handle()
+        handle.add(router.register_forward_hook(lambda m, a, out: edit(out)))
+        return handle
+
+    def final_norm(self) -> torch.nn.Module:
+        return self.model.transformer.ln_f
+
+    def ffn_block(self, layer: int) -> torch.nn.Module:
+        return self.mlp(layer)
 
     # -- hooks -------------------------------------------------------------------------------
     def _attach_layer(self, handle: Handle, sink: Sink, layer: int, spaces: frozenset[str]) -> None:

@@ -1,0 +1,86 @@
+"""A labelled corpus as padded batches of token windows, for the causal runs.
+
+Documents are tokenized once, cut into windows of at most ``ctx`` tokens that never cross
+documents (windows of one token predict nothing and are dropped) and grouped in order into
+right-padded batches, so position t of every row is token t of its window and a pad never
+precedes a real token. Each window keeps its document's domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from moelens.data.domains import LabelledDocument
+from moelens.errors import DataError
+
+
+@dataclass
+class Batch:
+    """Right-padded windows."""
+
+    ids: torch.Tensor
+    """[B, T] long token ids (pads past each window's end)"""
+    mask: torch.Tensor
+    """[B, T] long, 1 on real tokens"""
+    domain: torch.Tensor
+    """[B] long, index into :attr:`Windows.domains`"""
+
+
+@dataclass
+class Windows:
+    """All batches of a corpus and its domain names."""
+
+    batches: list[Batch]
+    domains: list[str]
+    n_tokens: int
+    """real tokens in all windows"""
+
+
+def pad_id(tokenizer: Any) -> int:
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def make_windows(docs: Sequence[LabelledDocument], tokenizer: Any, ctx: int, batch_size: int,
+                 max_tokens: int | None = None) -> Windows:
+    """Windows of ``docs`` (up to ``max_tokens`` real tokens in all) in batches of ``batch_size``."""
+    if ctx < 2:
+        raise DataError(f"windows of {ctx} token(s) predict nothing; use a context of at least 2")
+    domains = sorted({d.domain for d in docs})
+    index = {name: i for i, name in enumerate(domains)}
+    pieces: list[tuple[list[int], int]] = []
+    total = 0
+    for doc in docs:
+        ids = list(tokenizer(doc.text)["input_ids"])
+        for a in range(0, len(ids), ctx):
+            piece = ids[a:a + ctx]
+            if max_tokens is not None:
+                piece = piece[:max_tokens - total]
+            if len(piece) >= 2:
+                pieces.append((piece, index[doc.domain]))
+                total += len(piece)
+            if max_tokens is not None and total >= max_tokens:
+                break
+        if max_tokens is not None and total >= max_tokens:
+            break
+    if not pieces:
+        raise DataError("the corpus gives no window of two or more tokens; give longer documents")
+    pad = pad_id(tokenizer)
+    batches = []
+    for s in range(0, len(pieces), batch_size):
+        chunk = pieces[s:s + batch_size]
+        width = max(len(p) for p, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, (p, _) in enumerate(chunk):
+            ids[r, :len(p)] = torch.tensor(p)
+            mask[r, :len(p)] = 1
+        batches.append(Batch(ids, mask, torch.tensor([d for _, d in chunk], dtype=torch.long)))
+    return Windows(batches, domains, total)
