@@ -15,7 +15,8 @@ import time
 import pytest
 from clitools import ROOT, assert_user_error, cli_env, run_cli
 
-STAGES = ["data", "train-dense-gelu", "train-switch", "train-moex", "capture", "probe"]
+STAGES = ["data", "train-dense-gelu", "train-switch", "train-moex", "capture", "probe",
+          "specialize"]
 """The resumable stages; the report is rebuilt after them on every run."""
 KILLED = "train-switch"
 FIRST_LOG = 8  # quickstart-tiny: validation every 8 of 24 steps, a checkpoint every 3
@@ -125,6 +126,7 @@ def test_the_report_opens_in_a_browser(quickstart):
         assert page.locator("#comparison-table tbody tr").count() == 3
         assert page.locator(".expert-card").count() == 2 * 2 * 4  # Switch and MoE-X
         assert "not run" not in page.inner_text("#probing")
+        assert "not run" not in page.inner_text("#specialization")
         browser.close()
 
 

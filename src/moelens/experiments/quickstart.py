@@ -2,7 +2,8 @@
 
 generate games -> train a dense GELU model, a Switch MoE and an MoE-X of matched activated size
 -> capture each on held-out games -> k-sparse probing on the chess concepts (MoE vs dense, with
-the controls) -> the HTML report, each a stage of ``runs/quickstart/`` (see
+the controls) -> specialization and routing statistics of the MoEs -> the HTML report, each a
+stage of ``runs/quickstart/`` (see
 :mod:`moelens.experiments.pipeline`: a rerun skips finished stages and resumes the one that was
 interrupted). The defaults fit 2 CPU cores in about ten minutes; ``--preset quickstart-gpu``
 (and ``quickstart-gpu-large``) scale every part up for a GPU, ``quickstart-tiny`` is the
@@ -115,6 +116,15 @@ class ProbeSpec:
 
 
 @dataclass
+class SpecializeSpec:
+    """Specialization and routing statistics of the MoE models."""
+
+    ks: list[int] = field(default_factory=list)
+    """cluster counts of the unembedding (default: those of 10 50 100 1000 5000 below the
+    vocabulary size)"""
+
+
+@dataclass
 class QuickstartConfig:
     """Train dense, Switch and MoE-X chess models and compare what their units represent."""
 
@@ -130,6 +140,8 @@ class QuickstartConfig:
     """capture of each model on held-out games"""
     probe: ProbeSpec = field(default_factory=ProbeSpec)
     """k-sparse probing"""
+    specialize: SpecializeSpec = field(default_factory=SpecializeSpec)
+    """specialization and routing statistics"""
     seed: int = 0
     """seed of the games, the initialisations and the data order"""
     overwrite: bool = False

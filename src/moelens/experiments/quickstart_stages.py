@@ -1,13 +1,6 @@
-"""The stages of ``moelens quickstart``, each a call into the library that owns the work.
-
-Layout of the run directory (``cfg.out``)::
-
-    data/chess/                 token data (train.bin, val.bin, games_val.txt)
-    train-<model>/<model>/      a training run; its model in model/
-    capture/<model>/            the activation store of each model on held-out games
-    probe/<model>/, probe/compare/
-    report/report.html
-    summary.json                stage wall times, settings, headline numbers, notes
+"""The stages of ``moelens quickstart`` up to probing, each a call into the library that owns
+the work (the analyses after probing are in :mod:`.quickstart_analyses`, the run directory's
+layout in :mod:`.quickstart_layout`).
 
 Each stage resumes what an interrupted attempt left: games from their shards, training from its
 last checkpoint, capture from its last shard, probing from its last (seed, layer) part.
@@ -20,30 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from moelens.experiments.pipeline import Step
+from moelens.experiments.quickstart_layout import (MOE_PRESETS, data_dir, model_dir, probe_dir,
+                                                   report_path, store_dir)
 from moelens.report.results import read_json
-
-MOE_PRESETS = ("switch", "moex", "ablation-relu-softmax", "ablation-gelu-sparsity")
-
-
-def data_dir(root: Path) -> Path:
-    return Path(root) / "data" / "chess"
-
-
-def model_dir(root: Path, name: str) -> Path:
-    return Path(root) / f"train-{name}" / name / "model"
-
-
-def store_dir(root: Path, name: str) -> Path:
-    return Path(root) / "capture" / name
-
-
-def probe_dir(root: Path, name: str) -> Path:
-    return Path(root) / "probe" / name
-
-
-def report_path(root: Path) -> Path:
-    return Path(root) / "report" / "report.html"
-
 
 def _ckpt_interval(iters: int) -> int:
     """Checkpoints often enough that a killed run loses at most an eighth of its steps."""
@@ -163,4 +135,6 @@ def steps(cfg: Any) -> list[Step]:
                  captured),
             Step("probe", "k-sparse probing on chess concepts (MoE vs dense, controls)",
                  _probe_stage(cfg, root), {**captured, "probe": asdict(cfg.probe)})]
-    return out
+    from moelens.experiments import quickstart_analyses
+
+    return out + quickstart_analyses.steps(cfg, captured)
