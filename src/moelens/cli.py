@@ -60,6 +60,9 @@ COMMANDS: dict[str, Command] = {
                           "routing statistics and input/output specialization of every expert of a store"),
     "causal trigger": Command("moelens.analysis.causal.command", "TriggerConfig", "run_trigger",
                               "trigger -> target test of labelled experts (direct logit attribution)"),
+    "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
+                         "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
+                         "store; its latents become the store's unit space 'sae'"),
     "quickstart": Command("moelens.experiments.quickstart", "QuickstartConfig", "run",
                           "generate chess games, train dense / Switch / MoE-X, capture, probe, "
                           "report: the whole road in one resumable command",

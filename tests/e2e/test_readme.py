@@ -28,7 +28,7 @@ from .e2e_helpers import bpe_tokenizer, write_corpus
 README = ROOT / "README.md"
 
 SIZES = {"--n_games": "40", "--tokens": "3000", "--vocab_size": "300", "--max_iters": "4",
-         "--max_docs_per_source": "15"}
+         "--max_docs_per_source": "15", "--steps": "20"}
 """Flags whose value is a size: replaced where the README gives them."""
 
 TRAIN_SIZES = ["--model.n_layer", "2", "--model.n_head", "2", "--model.n_embd", "64",
@@ -46,6 +46,7 @@ APPENDED = {
     "quickstart": ["--preset", "quickstart-tiny", "--games.workers", "1", "--quiet"],
     "specialize": ["--quiet"],
     "causal": ["--quiet"],
+    "sae train": ["--batch_size", "128", "--quiet"],
 }
 
 HUB_STANDINS = {"allenai/OLMoE-1B-7B-0125": "path/to/olmoe"}
@@ -78,7 +79,7 @@ def _subcommand(words: list[str]) -> str | None:
     if "moelens" not in words:
         return None
     rest = words[words.index("moelens") + 1:]
-    if rest[:1] in (["data"], ["store"]) and len(rest) > 1:
+    if rest[:1] in (["data"], ["store"], ["sae"]) and len(rest) > 1:
         return " ".join(rest[:2])
     return rest[0] if rest else None
 
@@ -152,7 +153,7 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora", "specialize", "causal", "report"} <= subs
+            "store verify", "data corpora", "specialize", "causal", "sae train", "report"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 

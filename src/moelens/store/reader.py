@@ -18,6 +18,7 @@ import numpy as np
 from moelens.errors import StoreError
 from moelens.rundir import sha256_file
 from moelens.store import format as fmt
+from moelens.store.derived import DerivedSpaces
 from moelens.store.stats import UnitStats
 
 TokenSel = np.ndarray | list[int] | None
@@ -31,6 +32,8 @@ class ActivationStore:
         self.manifest = manifest
         self.verify_reads = verify_reads
         self._info = {int(k): v for k, v in manifest["layer_info"].items()}
+        self._derived = DerivedSpaces.discover(root, manifest)  # SAE latents etc.: store/derived.py
+        self._info = self._derived.with_spaces(self._info)
         self._files = {rel: entry for rec in manifest["shards"] for rel, entry in rec["files"].items()}
         self._files[manifest["documents"]["file"]] = manifest["documents"]
         self._verified: set[str] = set()
@@ -119,6 +122,7 @@ class ActivationStore:
         """Check every file against the manifest's sha256; raises StoreError naming a bad one."""
         for rel, entry in self._files.items():
             self._check(rel, entry)
+        self._derived.verify()
 
     # ---------------------------------------------------------------- tokens
 
@@ -244,6 +248,8 @@ class ActivationStore:
 
     def dense(self, layer: int, space: str, tokens: TokenSel = None) -> np.ndarray:
         """float32 [n, W] values of a dense space (or a whole-expert space) on ``tokens``."""
+        if self._derived.has(layer, space):
+            return self._derived.dense(self, layer, space, self._token_sel(tokens))
         info = self._check_space(layer, space)
         sel = self._token_sel(tokens)
         if space in ("expert_gate", "expert_out"):

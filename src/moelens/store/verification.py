@@ -10,7 +10,9 @@ can sit unnoticed until an analysis reaches it. :func:`verify` reads everything 
   shape and dtype;
 - counts: per-token arrays hold one row per token of their shard, in the widths the manifest
   declares; expert row offsets run from 0 to the number of rows; ``documents.json`` holds the
-  recorded number of documents and every token's document id is one of them.
+  recorded number of documents and every token's document id is one of them;
+- derived spaces (SAEs under ``derived/``): a usable descriptor, and every file it lists present
+  with its recorded sha256.
 
 ``moelens store verify --store DIR`` runs it; capture runs it before calling a store complete.
 """
@@ -208,6 +210,9 @@ def verify(path: str | Path) -> VerifyReport:
         _check_store(store.root, store.manifest, report)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         report.problems.append(Problem("manifest.json", f"is malformed ({type(exc).__name__}: {exc})"))
+    problems, n_files, n_bytes = store._derived.check()  # derived spaces (SAEs): derived.py
+    report.problems += [Problem(rel, message) for rel, message in problems]
+    report.n_files, report.n_bytes = report.n_files + n_files, report.n_bytes + n_bytes
     return report
 
 
