@@ -84,6 +84,9 @@ class TrainSpec:
     """device: cuda when available (auto), or forced"""
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """compute dtype (auto: bf16 on a GPU that supports it, else fp32)"""
+    threads: int = 0
+    """torch CPU threads for training (0: torch's default, one per core); 1 is faster when
+    other work shares the cores"""
 
 
 @dataclass

@@ -54,7 +54,8 @@ def train_config(cfg: Any, root: Path, name: str) -> Any:
                        min_lr=t.min_lr, warmup_iters=t.warmup_iters,
                        eval_interval=t.eval_interval, eval_iters=t.eval_iters,
                        ckpt_interval=_ckpt_interval(t.max_iters), device=t.device,
-                       dtype=t.dtype, seed=cfg.seed, resume=True, quiet=cfg.quiet)
+                       dtype=t.dtype, cpu_threads=t.threads, seed=cfg.seed, resume=True,
+                       quiet=cfg.quiet)
 
 
 def _train_stage(cfg: Any, root: Path, name: str) -> Callable[[Path], dict[str, Any]]:
