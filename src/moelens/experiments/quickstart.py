@@ -84,9 +84,6 @@ class TrainSpec:
     """device: cuda when available (auto), or forced"""
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """compute dtype (auto: bf16 on a GPU that supports it, else fp32)"""
-    threads: int = 0
-    """torch CPU threads for training (0: torch's default, one per core); 1 is faster when
-    other work shares the cores"""
 
 
 @dataclass
@@ -147,6 +144,10 @@ class QuickstartConfig:
     """specialization and routing statistics"""
     seed: int = 0
     """seed of the games, the initialisations and the data order"""
+    threads: int = 1
+    """torch CPU threads of every stage (0: torch's default, one per core). On these small
+    models one thread is several times faster than two when other work shares the cores
+    (BENCHMARKS.md); on an idle machine 0 uses every core"""
     overwrite: bool = False
     """redo every stage from scratch (otherwise finished stages are skipped)"""
     quiet: bool = False
@@ -172,6 +173,8 @@ class QuickstartConfig:
         if self.model.top_k > self.model.num_experts:
             raise ConfigError(f"model.top_k={self.model.top_k} exceeds model.num_experts="
                               f"{self.model.num_experts}; route to at most every expert")
+        if self.threads < 0:
+            raise ConfigError(f"threads={self.threads} must be 0 (torch's default) or more")
         if not 0 < self.games.val_fraction < 1:
             raise ConfigError("games.val_fraction must lie strictly between 0 and 1")
 
@@ -182,10 +185,18 @@ def run(cfg: QuickstartConfig) -> int:
     from moelens.experiments.pipeline import run_pipeline
     from moelens.experiments.quickstart_stages import steps
 
+    import torch
+
     root = Path(cfg.out)
-    summary = run_pipeline(root, steps(cfg), overwrite=cfg.overwrite, quiet=cfg.quiet,
-                           extra=summ.extra(cfg))
-    summary = summ.finish(cfg, root, summary)
-    for line in summ.headline_lines(summary):
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        summary = run_pipeline(root, steps(cfg), overwrite=cfg.overwrite, quiet=cfg.quiet,
+                               extra=summ.extra(cfg))
+        summary = summ.finish(cfg, root, summary)
+    finally:
+        torch.set_num_threads(threads)
+    for line in summ.headline_lines(summary, root):
         print(line)
     return 0

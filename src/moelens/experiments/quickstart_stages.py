@@ -54,7 +54,7 @@ def train_config(cfg: Any, root: Path, name: str) -> Any:
                        min_lr=t.min_lr, warmup_iters=t.warmup_iters,
                        eval_interval=t.eval_interval, eval_iters=t.eval_iters,
                        ckpt_interval=_ckpt_interval(t.max_iters), device=t.device,
-                       dtype=t.dtype, cpu_threads=t.threads, seed=cfg.seed, resume=True,
+                       dtype=t.dtype, cpu_threads=cfg.threads, seed=cfg.seed, resume=True,
                        quiet=cfg.quiet)
 
 
@@ -79,7 +79,7 @@ def _capture_stage(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
             res = job.capture(CaptureConfig(
                 model=str(model_dir(root, name)), out=store_dir(root, name),
                 corpus=[data_dir(root) / "games_val.txt"], tokens=cfg.capture.tokens,
-                ctx=cfg.capture.ctx, quiet=cfg.quiet))
+                ctx=cfg.capture.ctx, threads=cfg.threads or None, quiet=cfg.quiet))
             out[name] = res.n_tokens or None
         return {"tokens": out}
     return run

@@ -43,50 +43,41 @@ def settings(cfg: Any) -> dict[str, Any]:
             "captured characters per model": cfg.capture.tokens, "seed": cfg.seed}
 
 
-def notes(cfg: Any) -> list[str]:
-    """What the numbers of a run this size can and cannot say, and what a longer run changes."""
-    t, g = cfg.train, cfg.games
-    tokens = t.max_iters * t.batch_size * t.ctx
-    return [
-        f"Scale: each model saw {tokens:,} characters ({t.max_iters} steps) of {g.n_games:,} "
-        "generated games; MoE-X's chess models trained up to 600k steps of 100 x 1023 "
-        "characters on 16M games, so our absolute numbers are far below the paper's and only "
-        "the comparison between our three models, trained identically, is meaningful.",
-        "A longer run (--train.max_iters, --games.n_games, or --preset quickstart-gpu) lowers "
-        "the validation loss and raises the legal-move rate; the board-state metrics, which "
-        "need units that track pieces on squares, are the slowest to appear and are where the "
-        "models separate, so they change most with more training. More captured characters "
-        "(--capture.tokens) and more probing seeds (--probe.seeds) narrow the intervals.",
-    ]
-
-
 def extra(cfg: Any) -> dict[str, Any]:
     """Written into ``summary.json`` from the first stage on (the report shows it)."""
-    return {"settings": settings(cfg), "notes": notes(cfg)}
+    from moelens.experiments.quickstart_notes import notes
+
+    return {"settings": settings(cfg), "notes": notes(cfg, [])}
 
 
 def finish(cfg: Any, root: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """Write the report (every run: it is cheap and must show what a rerun added), then add its
-    time, the headline rows and its path to ``summary.json``; returns the new summary."""
+    """Add the headline rows and the notes they support to ``summary.json``, then write the
+    report (every run: it is cheap and must show what a rerun added) and add its time and path;
+    returns the new summary."""
+    from moelens.experiments.quickstart_notes import notes
     from moelens.experiments.quickstart_stages import write_report
+    from moelens.report.build import collect
     from moelens.report.sections import comparison
 
+    root = Path(root)
+    summary = dict(summary)
+    summary["headline"] = comparison.rows(collect(root)[0])
+    summary["notes"] = notes(cfg, summary["headline"])
+    atomic_write_json(root / "summary.json", summary)
     head = "[report] write the HTML report"
     if not cfg.quiet:
         print(f"{head} ...", flush=True)
     start = time.perf_counter()
-    done = write_report(cfg, Path(root))
+    done = write_report(cfg, root)
     seconds = time.perf_counter() - start
     if not cfg.quiet:
         print(f"{head} ... done in {seconds:.1f} s", flush=True)
-    summary = dict(summary)
     summary["stages"] = {**summary.get("stages", {}),
                          "report": {"wall_seconds": seconds,
                                     "summary": {"sections": done.sections}}}
     summary["total_wall_seconds"] = sum(s["wall_seconds"] for s in summary["stages"].values())
-    summary["headline"] = comparison.rows(done.shared)
     summary["report"] = str(done.path)
-    atomic_write_json(Path(root) / "summary.json", summary)
+    atomic_write_json(root / "summary.json", summary)
     return summary
 
 
@@ -100,16 +91,18 @@ def _cell(value: Any, width: int, digits: int | None) -> str:
     return text[:width].rjust(width) if digits is not None else text[:width].ljust(width)
 
 
-def headline_lines(summary: dict[str, Any]) -> list[str]:
-    """The table printed at the end, its legend, the total time and the report's path."""
+def headline_lines(summary: dict[str, Any], root: Path) -> list[str]:
+    """The table printed at the end, its legend, the notes, the total time and the report's
+    path."""
     rows = summary.get("headline") or []
     lines = ["quickstart: " + " ".join(h.ljust(w) if d is None else h.rjust(w)
                                          for _, h, w, d in HEADLINE)]
     for r in rows:
         lines.append("quickstart: " + " ".join(_cell(r.get(k), w, d) for k, _, w, d in HEADLINE))
     lines.append(f"quickstart: {LEGEND}")
+    lines += [f"quickstart: {note}" for note in summary.get("notes") or []]
     lines.append(f"quickstart: {len(summary.get('stages', {}))} stages, "
                  f"{summary.get('total_wall_seconds', 0.0):.0f} s of computation; "
-                 f"summary in {Path(summary.get('report', '')).parent.parent / 'summary.json'}")
+                 f"summary in {Path(root) / 'summary.json'}")
     lines.append(f"quickstart: report: {summary.get('report')}")
     return lines
