@@ -6,10 +6,13 @@ RUN ?= runs/quickstart
 .PHONY: install test quickstart bench
 
 # torch is pinned to the CPU build here (an unpinned torch pulls a multi-GB CUDA build);
-# the package itself accepts any recent torch.
+# the package itself accepts any recent torch. transformers is pinned to the release the suite
+# runs on; tests/transformers_versions.py installs the other supported releases beside it (for
+# tests/test_transformers_versions.py), leaving this environment's packages alone.
 install:
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 transformers==5.23.0
 	$(PY) -m pip install -q -e ".[dev,concepts]"
+	$(PY) tests/transformers_versions.py
 
 test: install
 	$(PY) -m pytest -q tests

@@ -129,7 +129,9 @@ def test_interrupted_run_resumes_from_parts(fake, tmp_path, monkeypatch):
     assert not (out / "probe.parquet").exists() and not (out / "DONE").exists()
     assert len(list((out / "parts").rglob("*.parquet"))) == 1
     assert cli.main(argv + ["--out", str(out)]) == 0
-    assert len(calls) == 3  # layer 0 was read back, not refitted
+    # items: layer 0's dense units, layer 0's experts, layer 1's experts; the first was read
+    # back, not refitted: 2 calls before the interrupt + 2 after
+    assert len(calls) == 4
     pd.testing.assert_frame_equal(pd.read_parquet(out / "probe.parquet"),
                                   pd.read_parquet(tmp_path / "whole" / "probe.parquet"))
     assert not (out / "parts").exists()

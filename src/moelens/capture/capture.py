@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from moelens.capture.placement import input_device
 from moelens.capture.windows import ShardPlan, Window
 from moelens.errors import ConfigError
 from moelens.store import format as fmt
@@ -97,6 +98,7 @@ class StoreSink:
         if layer not in self.plans:
             return
         keep, tok = self._rows(topk_ids.shape[0])
+        keep = keep.to(topk_ids.device)  # layers of a split model run on different devices
         self.writer.add_routing(layer, tok, topk_ids[keep].cpu().numpy(), _f32(topk_weights[keep]))
 
     def expert_rows(self, layer: int, token_idx: torch.Tensor, expert_idx: torch.Tensor,
@@ -175,7 +177,7 @@ def padding_works(model: Any, pad_id: int) -> bool:
     unpadded batches run. A two-token trial batch tells, before any record is taken; capture then
     batches only windows of equal length, which read the same as one window at a time.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids = torch.full((2, 2), pad_id, dtype=torch.long, device=device)
     mask = torch.tensor([[1, 1], [1, 0]], dtype=torch.long, device=device)
     try:
@@ -225,7 +227,7 @@ def capture_shards(model: Any, adapter: Any, plans: list[LayerPlan], shards: Ite
     memory stays at two shards. Otherwise each shard is written in the foreground with its
     layers spread over every core, and memory stays at one shard.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     padding = batch_size == 1 or padding_works(model, pad_id)  # probed before hooks attach
     sink = StoreSink(plans, dtype)
     layers = [p.layer for p in plans]

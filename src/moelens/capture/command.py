@@ -43,8 +43,9 @@ class CaptureConfig:
     """windows per forward pass"""
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     """dtype of the stored activation values"""
-    model_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    """dtype the model runs in (float32 is exact; bfloat16 halves memory on large models)"""
+    model_dtype: Literal["default", "float32", "bfloat16", "float16", "auto"] = "default"
+    """dtype the model runs in: default = bfloat16 on a GPU, float32 on the CPU; auto = the
+    checkpoint's own (float32 is exact; bfloat16 halves the memory of a large model)"""
     shard_tokens: int | None = None
     """tokens per shard: records stream to disk every this many tokens, which bounds memory
     (default: as many as fit in about 512 MiB of records, between 256 and 65536; capture holds
@@ -57,7 +58,20 @@ class CaptureConfig:
     adapter: str | None = None
     """'module:function' making the adapter for the model (default: moelens.capture.adapters.get_adapter)"""
     device: str | None = None
-    """torch device (default: cuda for the local rank if available, else cpu)"""
+    """torch device of a model that fits one device: cpu, cuda or cuda:N (default: the local
+    rank's GPU if there is one, else cpu)"""
+    device_map: str | None = None
+    """split the model over devices with accelerate: auto, balanced, balanced_low_0, sequential,
+    or a JSON map of module names to devices ({"model.layers.0": 0, "lm_head": "cpu"}) or a file
+    holding one; weights that fit nowhere go to disk (--offload_folder)"""
+    max_memory: list[str] = field(default_factory=list)
+    """per-device budgets for --device_map, e.g. 0=70GiB 1=70GiB cpu=200GiB (implies --device_map
+    auto); each must hold at least the largest decoder layer"""
+    offload_folder: Path | None = None
+    """where --device_map keeps weights offloaded to disk (default: a temporary directory)"""
+    dry_run: bool = False
+    """print the store's expected bytes per layer and space, the forward cost and the capture
+    time at a measured tokens/s (a trial of two batches), and write nothing"""
     threads: int | None = None
     """torch CPU threads (default: torch's own, e.g. OMP_NUM_THREADS); on the CPU the stored
     values depend on it to the last bit, so an unfinished store resumes only with the same count"""
@@ -71,7 +85,7 @@ class CaptureConfig:
     def __post_init__(self):
         if not self.model:
             raise ConfigError("--model is required: a hub id or a local model directory")
-        if self.out is None:
+        if self.out is None and not self.dry_run:
             raise ConfigError("--out is required: the directory of the store to write")
         if not self.corpus and not self.dataset:
             raise ConfigError("no corpus given; pass --corpus FILE ... or --dataset NAME")
@@ -93,6 +107,8 @@ def run(cfg: CaptureConfig) -> int:
     """Run the capture and say where the store went (rank 0 only under ``torchrun``)."""
     result = job.capture(cfg)
     root = result.root
+    if result.status == "planned":
+        return 0
     if result.status == "done":
         if result.rank == 0:
             print(f"capture: {root} is already complete; pass --overwrite to recapture")

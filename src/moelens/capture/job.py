@@ -13,16 +13,20 @@ whatever the corpus size (``--shuffle`` adds an index of 16 bytes a document).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import importlib
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moelens.capture import corpus as corpus_mod
+from moelens.capture import placement as placement_mod
 from moelens.capture import store_job
 from moelens.capture.capture import capture_shards, plan_layers, token_table
 from moelens.capture.windows import ShardPlan, plan_shards, tokenize
@@ -39,19 +43,50 @@ class CaptureResult:
 
     root: Path
     rank: int
-    status: str  # "done" (already complete), "stopped" (--stop_after_shards) or "wrote"
+    status: str  # "done" (complete), "stopped" (--stop_after_shards), "wrote" or "planned" (--dry_run)
     n_tokens: int = 0
     n_shards: int = 0
 
 
-def load_model(name: str, dtype: str = "float32") -> tuple[Any, Any]:
+def load_model(name: str, dtype: str = "float32", placement: Any = None) -> tuple[Any, Any]:
     """``(model, tokenizer)`` through the adapters' loader, with transformers' own progress bars
     silenced: capture has its own, and a user error found after loading must still be the only
-    line on stderr."""
+    line on stderr. With a ``placement`` the model is placed (one device, or split by a device
+    map) in the placement's dtype."""
     from moelens.capture.adapters import load_model as load
 
-    with quiet_hf_progress():
-        return load(name, dtype=dtype)
+    with quiet_hf_progress(), _quiet_offload_warning():
+        model, tokenizer = load(name, dtype=placement.dtype if placement is not None else dtype,
+                                placement=placement)
+    if placement is not None and placement.device_map is None:
+        model = model.to(placement.device)
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_offload_warning() -> Iterator[None]:
+    """accelerate warns on stderr that offloaded weights sit on the meta device: expected with
+    --device_map (capture prints where the modules went instead)."""
+    import logging
+
+    log = logging.getLogger("accelerate.big_modeling")
+    before = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
+@contextlib.contextmanager
+def offload_dir(placement: Any) -> Iterator[Any]:
+    """The placement, with a temporary ``offload_folder`` (removed afterwards) when a device map
+    may offload weights to disk and the user named no folder."""
+    if placement.device_map is None or placement.offload_folder is not None:
+        yield placement
+        return
+    with tempfile.TemporaryDirectory(prefix="moelens-offload-") as tmp:
+        yield dataclasses.replace(placement, offload_folder=Path(tmp))
 
 
 def make_adapter(spec: str | None, model: Any) -> Any:
@@ -108,14 +143,6 @@ def _distributed() -> tuple[int, int, Any]:
     return dist.get_rank(), world, dist
 
 
-def _device(requested: str | None) -> str:
-    import torch
-
-    if requested:
-        return requested
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-
-
 def _claim(root: Path, settings: dict[str, Any], overwrite: bool, rank: int, dist: Any) -> str:
     """Rank 0 prepares the directory; every rank learns the outcome (or the same error)."""
     outcome = [None]
@@ -156,10 +183,25 @@ def capture(cfg: Any) -> CaptureResult:
 def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
     import torch
 
+    placement = placement_mod.resolve(cfg.device, cfg.model_dtype, cfg.device_map, cfg.max_memory,
+                                      cfg.offload_folder)
+    if cfg.dry_run and world > 1:
+        raise ConfigError("--dry_run plans a capture in one process; run it without torchrun")
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     corpus = open_corpus(cfg)
-    model, tokenizer = load_model(cfg.model, cfg.model_dtype)
+    with offload_dir(placement) as placement:
+        return _capture_placed(cfg, rank, world, dist, corpus, placement)
+
+
+def _capture_placed(cfg: Any, rank: int, world: int, dist: Any, corpus: corpus_mod.Corpus,
+                    placement: Any) -> CaptureResult:
+    import torch
+
+    model, tokenizer = load_model(cfg.model, placement=placement)
+    if rank == 0 and not cfg.quiet and getattr(model, "hf_device_map", None):
+        print(f"capture: model placed by --device_map: {placement_mod.describe_map(model.hf_device_map)}",
+              flush=True)
     adapter = make_adapter(cfg.adapter, model)
     plans = plan_layers(adapter, cfg.layers, cfg.spaces)
     if tokenizer is not None and getattr(tokenizer, "is_fast", False):
@@ -167,13 +209,17 @@ def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
     else:
         tokenizer, tok_info = corpus_mod.resolve_tokenizer(cfg.model, corpus.kind)
     documents = store_job.DocumentLog() if rank == 0 else None
-    windows = tokenize(corpus.documents(), tokenizer, cfg.ctx, cfg.tokens,
-                       on_document=documents.add if documents is not None else None)
+    hear = documents.add if documents is not None and not cfg.dry_run else None
+    windows = tokenize(corpus.documents(), tokenizer, cfg.ctx, cfg.tokens, on_document=hear)
     first = next(windows)  # a corpus without tokens fails here, before anything is written
     windows = itertools.chain([first], windows)
     shard_tokens = cfg.shard_tokens or auto_shard_tokens(plans, cfg.dtype)
-    device = _device(cfg.device)
-    model = model.to(device).eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if cfg.dry_run:
+        from moelens.capture.dry_run import dry_run
+
+        n = dry_run(model, adapter, plans, windows, cfg, placement, shard_tokens, pad_id, cfg.quiet)
+        return CaptureResult(Path(cfg.out or "."), rank, "planned", n)
 
     meta = {"model": model_identity(cfg.model, model) if rank == 0 else {"id": cfg.model},
             "tokenizer": tok_info, "ctx": cfg.ctx}
@@ -181,7 +227,8 @@ def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
     settings = {**meta, "corpus": corpus_id, "tokens": cfg.tokens, "shard_tokens": shard_tokens,
                 "batch_size": cfg.batch_size, "dtype": cfg.dtype, "shuffle": cfg.shuffle,
                 "seed": cfg.seed, "layers": [p.to_json() for p in plans],
-                store_job.THREADS: torch.get_num_threads() if torch.device(device).type == "cpu" else None}
+                "model_dtype": placement.dtype, "compute": placement.compute,
+                store_job.THREADS: torch.get_num_threads() if placement.compute == "cpu" else None}
     root = Path(cfg.out)
     status = _claim(root, settings, cfg.overwrite, rank, dist)
     if status == "done":
@@ -208,7 +255,6 @@ def _capture(cfg: Any, rank: int, world: int, dist: Any) -> CaptureResult:
             taken += 1
             yield shard
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar = None
     if not cfg.quiet and rank == 0:
         from tqdm import tqdm

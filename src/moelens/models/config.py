@@ -33,7 +33,7 @@ class MoelensConfig(PreTrainedConfig):
     """Shape and feed-forward choices of a moelens decoder; defaults are the paper's chess model."""
 
     model_type = "moelens"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["past_key_values", "cache"]
     attribute_map = {
         "hidden_size": "n_embd",
         "num_hidden_layers": "n_layer",

@@ -21,6 +21,7 @@ Both give the same tokens (tested). Forward calls never build a cache unless ask
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Cache, DynamicCache, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from moelens.models.config import MoelensConfig
@@ -37,15 +39,26 @@ from moelens.models.moe import MoELayer
 from moelens.models.routers import SoftmaxRouter
 
 
+CACHE_FIELD = ("cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)}
+               else "past_key_values")
+"""The name transformers gives the key/value cache in model outputs and generation inputs:
+``past_key_values`` up to 5.23, ``cache`` from 5.24 (which still accepts the old name, with a
+deprecation warning). Outputs and generation use whichever the installed version expects."""
+
+
 @dataclass
 class MoelensCausalLMOutput(ModelOutput):
-    """Output of :class:`MoelensForCausalLM` (a ``CausalLMOutput`` plus the auxiliary loss)."""
+    """Output of :class:`MoelensForCausalLM` (a ``CausalLMOutput`` plus the auxiliary loss); the
+    cache field is named :data:`CACHE_FIELD`."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
     lm_loss: torch.Tensor | None = None
-    past_key_values: object | None = None
+    if CACHE_FIELD == "cache":
+        cache: object | None = None
+    else:
+        past_key_values: object | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
@@ -244,7 +257,10 @@ class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 past_key_values: Cache | None = None, use_cache: bool | None = None,
-                return_dict: bool | None = None, **kwargs) -> MoelensCausalLMOutput:
+                return_dict: bool | None = None, cache: Cache | None = None,
+                **kwargs) -> MoelensCausalLMOutput:
+        if past_key_values is None:  # transformers >= 5.24 passes it as ``cache``
+            past_key_values = cache
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
         cache = past_key_values if use_cache or past_key_values is not None else None
@@ -258,18 +274,19 @@ class MoelensForCausalLM(MoelensPreTrainedModel, GenerationMixin):
                                       labels[:, 1:].reshape(-1), ignore_index=-100)
             loss = lm_loss + aux
         return MoelensCausalLMOutput(loss=loss, logits=logits, aux_loss=aux, lm_loss=lm_loss,
-                                     past_key_values=cache, hidden_states=states)
+                                     hidden_states=states, **{CACHE_FIELD: cache})
 
     def prepare_inputs_for_generation(self, input_ids: torch.Tensor, past_key_values=None,
-                                      attention_mask=None, use_cache=None, **kwargs):
+                                      attention_mask=None, use_cache=None, cache=None, **kwargs):
         """With a cache: feed only the tokens it does not hold yet. Without one: feed the whole
         prefix, cropped to the last n_positions tokens (a sliding window)."""
+        past_key_values = past_key_values if past_key_values is not None else cache
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
         if past > 0:
             return {"input_ids": input_ids[:, past:], "attention_mask": attention_mask,
-                    "past_key_values": past_key_values, "use_cache": True}
+                    CACHE_FIELD: past_key_values, "use_cache": True}
         n = self.config.n_positions
         if attention_mask is not None:
             attention_mask = attention_mask[:, -n:]
         return {"input_ids": input_ids[:, -n:], "attention_mask": attention_mask,
-                "past_key_values": past_key_values, "use_cache": use_cache}
+                CACHE_FIELD: past_key_values, "use_cache": use_cache}

@@ -44,7 +44,8 @@ def load_saved_model(path: Path, model_class: Any = None, what: str = "a saved m
         from transformers import AutoModelForCausalLM as model_class
     try:
         with quiet_hf_progress():  # a "Loading weights" bar would break one-line errors
-            return model_class.from_pretrained(path, local_files_only=True, use_safetensors=True)
+            return model_class.from_pretrained(path, local_files_only=True, use_safetensors=True,
+                                              use_kernels=False)
     except LOAD_ERRORS as exc:
         raise CheckpointError(f"cannot load the model in {path} ({_first_line(exc)}); check that "
                               "config.json and model.safetensors are complete, or save it again") \

@@ -1,7 +1,12 @@
 """Reading an activation store without loading more than an analysis asks for.
 
 Arrays are opened with ``np.load(mmap_mode="r")`` and sliced, so reading one expert touches only
-that expert's rows (rows are sorted by expert within each shard, with per-expert row offsets).
+that expert's rows (rows are sorted by expert, then token, within each shard, with per-expert row
+offsets), and a token selection reads only the selected rows of the shards that hold them. No
+reader method keeps anything between calls, so memory is bounded by what a call returns plus one
+shard's index arrays of one expert, whatever the store's size (see ``docs/scale.md`` for the
+bounded-memory recipes: one (layer, expert) or one (layer, space) at a time, on token selections
+or in token chunks with :meth:`ActivationStore.iter_expert` / :meth:`ActivationStore.iter_dense`).
 Each file's sha256 is checked the first time it is read (streamed, in 1 MiB blocks); a mismatch is
 a :class:`StoreError` naming the file.
 """
@@ -9,7 +14,7 @@ a :class:`StoreError` naming the file.
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,11 @@ from moelens.errors import StoreError
 from moelens.rundir import sha256_file
 from moelens.store import format as fmt
 from moelens.store.derived import DerivedSpaces
+from moelens.store.selection import TokenSel, chunk_ranges, pieces
 from moelens.store.stats import UnitStats
 
-TokenSel = np.ndarray | list[int] | None
+DEFAULT_CHUNK_TOKENS = 65536
+"""Tokens per chunk of :meth:`ActivationStore.iter_expert` / :meth:`ActivationStore.iter_dense`."""
 
 
 class ActivationStore:
@@ -37,8 +44,8 @@ class ActivationStore:
         self._files = {rel: entry for rec in manifest["shards"] for rel, entry in rec["files"].items()}
         self._files[manifest["documents"]["file"]] = manifest["documents"]
         self._verified: set[str] = set()
-        self._routing: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # small: [n, k] per layer
         self._starts = np.array([rec["start"] for rec in manifest["shards"]], dtype=np.int64)
+        self._stops = np.array([rec["stop"] for rec in manifest["shards"]], dtype=np.int64)
 
     @classmethod
     def open(cls, path: str | Path, verify_reads: bool = True) -> ActivationStore:
@@ -126,52 +133,6 @@ class ActivationStore:
 
     # ---------------------------------------------------------------- tokens
 
-    @cached_property
-    def _token_table(self) -> np.ndarray:
-        parts = [np.asarray(self._load(fmt.tokens_rel(r["index"]))) for r in self.manifest["shards"]]
-        return np.concatenate(parts) if parts else np.zeros((0, len(fmt.TOKEN_COLUMNS)), np.int64)
-
-    def tokens(self) -> np.ndarray:
-        return self._token_table[:, 0].copy()
-
-    def doc_ids(self) -> np.ndarray:
-        return self._token_table[:, 1].copy()
-
-    def positions(self) -> np.ndarray:
-        return self._token_table[:, 2].copy()
-
-    def offsets(self) -> np.ndarray:
-        return self._token_table[:, 3:5].copy()
-
-    def documents(self) -> list[str]:
-        return list(json.loads((self.root / self._load_documents()).read_text(encoding="utf-8")))
-
-    def _load_documents(self) -> str:
-        rel = self.manifest["documents"]["file"]
-        if self.verify_reads and rel not in self._verified:
-            self._check(rel, self._files[rel])
-        return rel
-
-    # ---------------------------------------------------------------- routing and experts
-
-    def routing(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Router top-k ids int64 [n, k] and weights float32 [n, k], exactly as the model used them."""
-        if layer not in self._routing:
-            self._routing[layer] = self._read_routing(layer)
-        ids, w = self._routing[layer]
-        return ids.copy(), w.copy()
-
-    def _read_routing(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        info = self._layer(layer)
-        if info["kind"] != "moe" or not info.get("routing"):
-            raise StoreError(f"layer {layer} has no routing in this store (capture an expert space there)")
-        shards = self.manifest["shards"]
-        ids = [np.asarray(self._load(fmt.array_rel(layer, "routing", r["index"], "ids"))) for r in shards]
-        w = [np.asarray(self._load(fmt.array_rel(layer, "routing", r["index"], "weights"))) for r in shards]
-        k = self.top_k(layer)
-        return (np.concatenate(ids).astype(np.int64) if ids else np.zeros((0, k), np.int64),
-                np.concatenate(w).astype(np.float32) if w else np.zeros((0, k), np.float32))
-
     def _token_sel(self, tokens: TokenSel) -> np.ndarray | None:
         if tokens is None:
             return None
@@ -185,27 +146,104 @@ class ActivationStore:
             raise StoreError(f"token indices must lie in [0, {self.n_tokens}); got {sel.min()}..{sel.max()}")
         return sel
 
-    def _routed_rows(self, layer: int, expert: int, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(global token idx, float32 acts) of the rows of ``expert`` in one shard."""
-        i, width = record["index"], self.width(layer, "expert")
+    def _pieces(self, sel: np.ndarray | None):
+        return pieces(self._starts, self._stops, sel)
+
+    def _token_columns(self, cols: slice, tokens: TokenSel) -> np.ndarray:
+        sel = self._token_sel(tokens)
+        width = len(range(len(fmt.TOKEN_COLUMNS))[cols])
+        out = np.zeros((self.n_tokens if sel is None else sel.size, width), dtype=np.int64)
+        shards = self.manifest["shards"]
+        for s, local, pos in self._pieces(sel):
+            out[pos] = self._load(fmt.tokens_rel(shards[s]["index"]))[local, cols]
+        return out
+
+    def tokens(self, tokens: TokenSel = None) -> np.ndarray:
+        """int64 token ids of every recorded token, or of the selected ``tokens`` (indices or mask)."""
+        return self._token_columns(slice(0, 1), tokens)[:, 0]
+
+    def doc_ids(self, tokens: TokenSel = None) -> np.ndarray:
+        return self._token_columns(slice(1, 2), tokens)[:, 0]
+
+    def positions(self, tokens: TokenSel = None) -> np.ndarray:
+        return self._token_columns(slice(2, 3), tokens)[:, 0]
+
+    def offsets(self, tokens: TokenSel = None) -> np.ndarray:
+        return self._token_columns(slice(3, 5), tokens)
+
+    def documents(self) -> list[str]:
+        return list(json.loads((self.root / self._load_documents()).read_text(encoding="utf-8")))
+
+    def _load_documents(self) -> str:
+        rel = self.manifest["documents"]["file"]
+        if self.verify_reads and rel not in self._verified:
+            self._check(rel, self._files[rel])
+        return rel
+
+    def chunks(self, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> list[tuple[int, int]]:
+        """Token ranges ``[start, stop)`` of about ``chunk_tokens`` tokens covering the store, cut
+        at shard boundaries where possible (reading a range then opens as few files as it can)."""
+        return chunk_ranges(self._starts, self._stops, chunk_tokens)
+
+    # ---------------------------------------------------------------- routing and experts
+
+    def routing(self, layer: int, tokens: TokenSel = None) -> tuple[np.ndarray, np.ndarray]:
+        """Router top-k ids int64 [n, k] and weights float32 [n, k], exactly as the model used them,
+        on every token or on the selected ``tokens``."""
+        return self._routing_parts(layer, tokens, ("ids", "weights"))
+
+    def _routing_parts(self, layer: int, tokens: TokenSel, parts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        info = self._layer(layer)
+        if info["kind"] != "moe" or not info.get("routing"):
+            raise StoreError(f"layer {layer} has no routing in this store (capture an expert space there)")
+        sel = self._token_sel(tokens)
+        n, k = (self.n_tokens if sel is None else sel.size), self.top_k(layer)
+        outs = [np.zeros((n, k), dtype=np.int64 if part == "ids" else np.float32) for part in parts]
+        shards = self.manifest["shards"]
+        for s, local, pos in self._pieces(sel):
+            for out, part in zip(outs, parts):
+                out[pos] = self._load(fmt.array_rel(layer, "routing", shards[s]["index"], part))[local]
+        return tuple(outs)
+
+    def _expert_rows(self, layer: int, expert: int, record: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """Global token indices (ascending) of ``expert``'s rows in one shard, and its first row."""
+        i = record["index"]
         offsets = self._load(fmt.array_rel(layer, "expert", i, "offsets"))
         a, b = int(offsets[expert]), int(offsets[expert + 1])
-        tok = np.asarray(self._load(fmt.array_rel(layer, "expert", i, "token"))[a:b])
-        dtype = self.manifest["dtype"]
+        return np.asarray(self._load(fmt.array_rel(layer, "expert", i, "token"))[a:b], dtype=np.int64), a
+
+    def _values(self, layer: int, record: dict[str, Any], a: int, n_rows: int,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """float32 [r, D] values of rows ``a + rows`` of one shard (all ``n_rows`` rows from ``a``
+        when ``rows`` is None); only those rows are read, in either layout."""
+        i, width, dtype = record["index"], self.width(layer, "expert"), self.manifest["dtype"]
         if record["expert_layout"][str(layer)] == "rows":
-            acts = fmt.from_storage(self._load(fmt.array_rel(layer, "expert", i, "values"))[a:b], dtype)
-            return tok, np.array(acts, dtype=np.float32)
+            block = self._load(fmt.array_rel(layer, "expert", i, "values"))
+            picked = block[a:a + n_rows] if rows is None else block[a + rows]
+            return np.array(fmt.from_storage(picked, dtype), dtype=np.float32)
         coo_row = self._load(fmt.array_rel(layer, "expert", i, "coo_row"))
-        lo, hi = np.searchsorted(coo_row, [a, b])
-        acts = np.zeros((b - a, width), dtype=np.float32)
-        rows = np.asarray(coo_row[lo:hi], dtype=np.int64) - a
+        lo, hi = np.searchsorted(coo_row, [a, a + n_rows])
+        rel = np.asarray(coo_row[lo:hi], dtype=np.int64) - a
         idx = np.asarray(self._load(fmt.array_rel(layer, "expert", i, "coo_index"))[lo:hi], dtype=np.int64)
-        acts[rows, idx] = fmt.from_storage(self._load(fmt.array_rel(layer, "expert", i, "coo_value"))[lo:hi], dtype)
-        return tok, acts
+        val = self._load(fmt.array_rel(layer, "expert", i, "coo_value"))[lo:hi]
+        if rows is None:
+            out = np.zeros((n_rows, width), dtype=np.float32)
+            out[rel, idx] = fmt.from_storage(val, dtype)
+            return out
+        uniq, inverse = np.unique(rows, return_inverse=True)  # a row may be asked for twice
+        where = np.full(n_rows, -1, dtype=np.int64)
+        where[uniq] = np.arange(uniq.size)
+        keep = where[rel] >= 0
+        out = np.zeros((uniq.size, width), dtype=np.float32)
+        out[where[rel[keep]], idx[keep]] = fmt.from_storage(np.asarray(val)[keep], dtype)
+        return out[inverse.reshape(-1)]
 
     def expert(self, layer: int, expert: int, semantics: str = "routed", space: str = "expert",
                tokens: TokenSel = None) -> tuple[np.ndarray, np.ndarray]:
-        """(token_idx int64 [r], acts float32 [r, D]) of one expert's neurons (see module doc)."""
+        """(token_idx int64 [r], acts float32 [r, D]) of one expert's neurons (see module doc).
+
+        Only the rows asked for are read: a selection of m tokens costs m x D floats however
+        large the store is (``routed`` without a selection returns every routed row)."""
         if semantics not in fmt.SEMANTICS:
             raise StoreError(f"unknown routing semantics {semantics!r}; use one of {', '.join(fmt.SEMANTICS)}")
         sel = self._token_sel(tokens)
@@ -217,32 +255,71 @@ class ActivationStore:
         self._check_space(layer, "expert")
         if not 0 <= expert < self.num_experts(layer):
             raise StoreError(f"expert {expert} out of range; layer {layer} has {self.num_experts(layer)} experts")
-        parts = [self._routed_rows(layer, expert, r) for r in self.manifest["shards"]]
-        tok = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        acts = (np.concatenate([p[1] for p in parts]) if parts
-                else np.zeros((0, self.width(layer, "expert")), np.float32))
         if semantics == "routed":
-            if sel is not None:
-                keep = np.isin(tok, sel)
-                tok, acts = tok[keep], acts[keep]
-            return tok, acts
+            return self._routed(layer, expert, None if sel is None else np.unique(sel))
+        return self._filled(layer, expert, sel, gated=semantics == "gated")
+
+    def _routed(self, layer: int, expert: int, sel: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of tokens routed to ``expert`` (among the sorted unique ``sel``), in token order."""
+        toks, acts = [], []
+        shards = self.manifest["shards"]
+        for s, local, _ in self._pieces(sel):
+            record = shards[s]
+            tok, a = self._expert_rows(layer, expert, record)
+            if sel is None:
+                toks.append(tok)
+                acts.append(self._values(layer, record, a, tok.size))
+                continue
+            want = local + record["start"] if isinstance(local, np.ndarray) else None
+            j = np.searchsorted(tok, want)
+            hit = j < tok.size
+            hit[hit] = tok[j[hit]] == want[hit]
+            rows = j[hit]
+            toks.append(tok[rows])
+            acts.append(self._values(layer, record, a, tok.size, rows))
+        width = self.width(layer, "expert")
+        return (np.concatenate(toks) if toks else np.zeros(0, np.int64),
+                np.concatenate(acts) if acts else np.zeros((0, width), np.float32))
+
+    def _filled(self, layer: int, expert: int, sel: np.ndarray | None,
+                gated: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Every selected token (repeats repeated), zero where ``expert`` was not routed; ``gated``
+        multiplies by the router weight."""
         target = np.arange(self.n_tokens) if sel is None else sel
-        # Look rows up from the target side: a token is routed to an expert at most once, so
-        # token -> row is a function, and a token asked for twice gets its row twice.
-        row_of = np.full(self.n_tokens, -1, dtype=np.int64)
-        row_of[tok] = np.arange(tok.size)
-        rows = row_of[target]
-        hit = rows >= 0
-        vals = acts[rows[hit]]
-        if semantics == "gated":
-            self.routing(layer)
-            ids, w = self._routing[layer]
-            routed = target[hit]
-            weight = (w[routed] * (ids[routed] == expert)).sum(axis=1)
-            vals = vals * weight[:, None]
-        out = np.zeros((target.size, acts.shape[1]), dtype=np.float32)
-        out[hit] = vals
+        out = np.zeros((target.size, self.width(layer, "expert")), dtype=np.float32)
+        shards = self.manifest["shards"]
+        for s, local, pos in self._pieces(sel):
+            record = shards[s]
+            tok, a = self._expert_rows(layer, expert, record)
+            want = np.arange(record["start"], record["stop"])[local]
+            j = np.searchsorted(tok, want)
+            hit = j < tok.size
+            hit[hit] = tok[j[hit]] == want[hit]
+            if not hit.any():
+                continue
+            vals = self._values(layer, record, a, tok.size, j[hit])
+            if gated:
+                i = record["index"]
+                at = want[hit] - record["start"]
+                ids = self._load(fmt.array_rel(layer, "routing", i, "ids"))[at].astype(np.int64)
+                w = np.asarray(self._load(fmt.array_rel(layer, "routing", i, "weights"))[at])
+                vals = vals * (w * (ids == expert)).sum(axis=1, dtype=np.float32)[:, None]
+            out[np.arange(target.size)[pos][hit]] = vals
         return target, out
+
+    def iter_expert(self, layer: int, expert: int, semantics: str = "routed",
+                    chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`expert` over the whole store, one token range of about ``chunk_tokens`` tokens at
+        a time: the way to scan an expert (e.g. for its top activations) in bounded memory."""
+        for start, stop in self.chunks(chunk_tokens):
+            yield self.expert(layer, expert, semantics, tokens=np.arange(start, stop))
+
+    def iter_dense(self, layer: int, space: str, chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(token_idx, :meth:`dense` values) over the whole store, one token range at a time."""
+        for start, stop in self.chunks(chunk_tokens):
+            tok = np.arange(start, stop)
+            yield tok, self.dense(layer, space, tok)
 
     # ---------------------------------------------------------------- dense spaces
 
@@ -253,12 +330,8 @@ class ActivationStore:
         info = self._check_space(layer, space)
         sel = self._token_sel(tokens)
         if space in ("expert_gate", "expert_out"):
-            ids, w = self.routing(layer)
-            if space == "expert_out":
-                w = np.concatenate([np.asarray(self._load(fmt.array_rel(layer, "routing", r["index"], "out")))
-                                    for r in self.manifest["shards"]])
-            if sel is not None:
-                ids, w = ids[sel], w[sel]
+            parts = ("ids", "weights") if space == "expert_gate" else ("ids", "out")
+            ids, w = self._routing_parts(layer, sel, parts)
             full = np.zeros((ids.shape[0], info["num_experts"]), dtype=np.float32)
             np.put_along_axis(full, ids, w, axis=1)
             return full
@@ -266,16 +339,10 @@ class ActivationStore:
             raise StoreError(f"space {space!r} is not dense; read it with expert()")
         dtype = self.manifest["dtype"]
         shards = self.manifest["shards"]
-        if sel is None:
-            parts = [fmt.from_storage(self._load(fmt.array_rel(layer, space, r["index"])), dtype) for r in shards]
-            return np.concatenate(parts) if parts else np.zeros((0, self.width(layer, space)), np.float32)
-        out = np.zeros((sel.size, self.width(layer, space)), dtype=np.float32)
-        shard_of = np.searchsorted(self._starts, sel, side="right") - 1
-        for s in np.unique(shard_of):
-            r = shards[int(s)]
-            pick = np.flatnonzero(shard_of == s)
-            block = self._load(fmt.array_rel(layer, space, r["index"]))
-            out[pick] = fmt.from_storage(block[sel[pick] - r["start"]], dtype)
+        out = np.zeros((self.n_tokens if sel is None else sel.size, self.width(layer, space)), dtype=np.float32)
+        for s, local, pos in self._pieces(sel):
+            block = self._load(fmt.array_rel(layer, space, shards[s]["index"]))
+            out[pos] = fmt.from_storage(block[local], dtype)
         return out
 
     # ---------------------------------------------------------------- statistics
@@ -286,7 +353,8 @@ class ActivationStore:
         ``mean``, ``dead`` (never fires) and ``count`` (tokens where the unit is defined).
 
         Expert neurons are defined on routed tokens only; with ``expert=None`` the arrays are
-        [E, D], else [D]. Dense and whole-expert spaces are defined on every token.
+        [E, D], else [D]. Dense and whole-expert spaces are defined on every token. Streams one
+        shard at a time.
         """
         self._check_space(layer, space)
         if space == "expert":
@@ -295,15 +363,13 @@ class ActivationStore:
             for e in experts:
                 acc = UnitStats(self.width(layer, "expert"), threshold)
                 for r in self.manifest["shards"]:
-                    acc.add(self._routed_rows(layer, e, r)[1])
+                    tok, a = self._expert_rows(layer, e, r)
+                    acc.add(self._values(layer, r, a, tok.size))
                 per.append(acc.result())
             if expert is not None:
                 return per[0]
             return {k: np.stack([p[k] for p in per]) for k in per[0]}
         acc = UnitStats(self.width(layer, space), threshold)
-        if space in ("expert_gate", "expert_out"):
-            acc.add(self.dense(layer, space))
-        else:
-            for r in self.manifest["shards"]:
-                acc.add(self.dense(layer, space, np.arange(r["start"], r["stop"])))
+        for r in self.manifest["shards"]:
+            acc.add(self.dense(layer, space, np.arange(r["start"], r["stop"])))
         return acc.result()

@@ -1,4 +1,4 @@
-"""Resume after a kill, corrupt shards, foreign format versions, and a 2-process capture."""
+"""Resume after a kill, corrupt shards, foreign format versions, and a two-node capture."""
 
 from __future__ import annotations
 
@@ -83,7 +83,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_capture_equals_one_process(tmp_path, capture_args):
+def test_two_node_capture_equals_one_process(tmp_path, capture_args):
+    """The multi-node recipe of docs/scale.md, with two local launchers standing in for two nodes:
+    each runs ``torchrun --nnodes 2 --node_rank R --nproc_per_node 1`` against one rendezvous
+    address, both write the same --out (a filesystem the nodes share), each rank a slice of the
+    shards; the store equals a one-process capture."""
     from store_helpers import subprocess_env
 
     env = subprocess_env()
@@ -95,10 +99,16 @@ def test_two_process_capture_equals_one_process(tmp_path, capture_args):
         assert cli.main(["capture", *args, "--out", str(one)]) == 0
     finally:
         torch.set_num_threads(threads)
-    p2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                         "--master_port", str(_free_port()), "-m", "moelens", "capture", *args,
-                         "--out", str(two)], capture_output=True, text=True, check=False, env=env, timeout=300)
-    assert p2.returncode == 0, p2.stderr[-3000:]
+    port = str(_free_port())
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                               "--node_rank", str(r), "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
+                               "--master_port", port, "-m", "moelens", "capture", *args, "--out", str(two)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for r in (0, 1)]
+    outs = [n.communicate(timeout=300) for n in nodes]
+    for n, (_, err) in zip(nodes, outs):
+        assert n.returncode == 0, err[-3000:]
+    assert "wrote 300 tokens" in outs[0][0]
     assert _checksums(one) == _checksums(two)
     m1, m2 = (json.loads((d / "manifest.json").read_text()) for d in (one, two))
     assert m1["n_tokens"] == m2["n_tokens"] == 300 and len(m1["shards"]) >= 4

@@ -36,7 +36,8 @@ class DenseBaseline:
         sizes = [(names.index(p.meta["concept"]), p.meta["expert"], p.n_pos, p.n_neg)
                  for p in prepared if p.meta["space"] == "expert" and p.meta["control"] == "none"]
         if seed not in self._samples:
-            self._samples[seed] = [concept_glue.sample(self.dense, c, self.budget, seed)
+            text = concept_glue.StoreText(self.dense)
+            self._samples[seed] = [concept_glue.sample(self.dense, c, self.budget, seed, text)
                                    for c in self.concepts]
         dense_layer = matched_layer(layer, moe_layers, self.dense_layers)
         return list(dense_store_units(self.dense, dense_layer, self._samples[seed], sizes,

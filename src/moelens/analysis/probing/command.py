@@ -106,6 +106,8 @@ def run(cfg: ProbeConfig) -> int:
         print(f"probe: wrote {len(paths)} comparison figures and {where.name} to {cfg.out}")
         return 0
     res = probing.probe(cfg)
+    if res.rank != 0:
+        return 0
     if res.skipped:
         print(f"probe: {cfg.out} is already done; pass --overwrite to redo it")
         return 0

@@ -65,20 +65,55 @@ def group_of(concept: Any) -> str:
     return str(getattr(concept, "group", "user") or "user")
 
 
-def token_label_array(store: Any, concept: Any) -> tuple[np.ndarray, np.ndarray]:
+class StoreText:
+    """A store's documents, token doc ids and character offsets, read once for every concept and
+    seed (about 24 bytes a token plus the text; the store's reader keeps nothing itself)."""
+
+    def __init__(self, store: Any):
+        self.documents = store.documents()
+        self.doc_ids = store.doc_ids()
+        self.offsets = store.offsets()
+
+
+def token_label_array(store: Any, concept: Any, text: StoreText | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(labels, eligible), bool [n_tokens] each: the concept's label of every recorded token and
     whether the token may be sampled at all (inside the concept's window, non-empty span)."""
     reg = _registry()
-    labels, eligible = reg.corpus_token_labels(concept, store.documents(), store.doc_ids(),
-                                               store.offsets())
+    text = text if text is not None else StoreText(store)
+    labels, eligible = reg.corpus_token_labels(concept, text.documents, text.doc_ids, text.offsets)
     return np.asarray(labels, dtype=bool), np.asarray(eligible, dtype=bool)
 
 
-def sample(store: Any, concept: Any, budget: int, seed: int) -> ConceptSample:
+class Labels:
+    """Each concept's token labels on a store, computed once and reused for every seed (labelling
+    does not depend on the seed, sampling does); kept bit-packed, 2 bits a token a concept."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.text = StoreText(store)
+        self._packed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, concept: Any) -> tuple[np.ndarray, np.ndarray]:
+        key = name_of(concept)
+        if key not in self._packed:
+            labels, eligible = token_label_array(self.store, concept, self.text)
+            self._packed[key] = (np.packbits(labels), np.packbits(eligible))
+        n = self.text.doc_ids.size
+        lab, eli = self._packed[key]
+        return np.unpackbits(lab, count=n).astype(bool), np.unpackbits(eli, count=n).astype(bool)
+
+
+def sample(store: Any, concept: Any, budget: int, seed: int, text: StoreText | None = None,
+           labels: Labels | None = None) -> ConceptSample:
     """Positives and same-document negatives of one concept, both drawn from eligible tokens
-    (the registry's sampler)."""
+    (the registry's sampler); ``labels`` reuses labels computed for another seed."""
     reg = _registry()
-    labels, eligible = token_label_array(store, concept)
-    pos, neg = reg.sample_examples(labels, eligible, budget, seed, doc_ids=store.doc_ids())
+    if labels is not None:
+        text = labels.text
+        lab, eligible = labels(concept)
+    else:
+        text = text if text is not None else StoreText(store)
+        lab, eligible = token_label_array(store, concept, text)
+    pos, neg = reg.sample_examples(lab, eligible, budget, seed, doc_ids=text.doc_ids)
     return ConceptSample(name_of(concept), group_of(concept),
                          np.asarray(pos, dtype=np.int64), np.asarray(neg, dtype=np.int64))

@@ -1,10 +1,11 @@
 """Glue: an activation store + sampled concept tokens -> one prepared dataset per unit.
 
 This is the only probing module that reads the store, and it uses only the documented reader
-methods (``spaces``, ``num_experts``, ``expert``, ``dense``). Each layer is read once for the
-union of all concepts' labelled tokens; every unit is then split per concept and immediately
-reduced by :func:`moelens.analysis.probing.core.prepare` to its top-k columns, so memory holds
-one unit's full activations at a time.
+methods (``spaces``, ``num_experts``, ``expert``, ``dense``). Each layer is read for the union of
+all concepts' labelled tokens only (:class:`LayerData`), one expert at a time; every unit is then
+split per concept and immediately reduced by :func:`moelens.analysis.probing.core.prepare` to
+its top-k columns, so memory holds one expert's activations on the union at a time, plus the
+prepared units of one block (see :mod:`.work`).
 
 Units and controls (the ``control`` column of the results):
 
@@ -39,6 +40,9 @@ from moelens.analysis.probing.prepare import MIN_PER_CLASS, Prepared, prepare
 UNIT_SPACES = ("expert", "shared", "ffn")
 """Spaces whose units are probed; ``resid`` serves only as a baseline space."""
 
+BASE_CHUNK = 8192
+"""Tokens per read of the baseline space (bounds the float32 copy made while reading it)."""
+
 
 @dataclass
 class ConceptSample:
@@ -67,54 +71,110 @@ def baseline_space_for(store: Any, layer: int, choice: str) -> str | None:
     return choice if choice in have else None
 
 
-def layer_units(store: Any, layer: int, samples: list[ConceptSample], *, seed: int,
-                spaces: tuple[str, ...] = UNIT_SPACES, semantics: str = "routed",
-                baseline_space: str = "auto", baselines: bool = True, null: bool = True,
-                kmax: int = 64, min_per_class: int = MIN_PER_CLASS) -> Iterator[Prepared]:
-    """Prepared datasets of every (concept, unit, control) of one layer."""
-    n_tokens = int(store.n_tokens)
-    union = np.unique(np.concatenate([np.concatenate([c.pos, c.neg]) for c in samples]))
-    labels = [c.label_map(n_tokens) for c in samples]
-    have = store.spaces(layer)
-    base_name = baseline_space_for(store, layer, baseline_space) if baselines else None
-    base = store.dense(layer, base_name, union) if base_name and "expert" in have else None
+class LayerData:
+    """One layer's labelled tokens, read once and shared by every block of units of the layer.
 
-    def unit(ci: int, X: np.ndarray, y: np.ndarray, space: str, expert: int, control: str):
-        meta = dict(concept=samples[ci].name, group=samples[ci].group, layer=layer, space=space,
-                    expert=expert, control=control, seed=seed)
-        return prepare(X, y, meta, seed, kmax=kmax, min_per_class=min_per_class)
+    Holds the union of all concepts' sampled tokens, each concept's labels on that union
+    (int8 [concepts, union]: 1 positive, 0 negative, -1 not sampled) and, read on first use,
+    the dense baseline space on the union ([union, W] float32, the largest array of a layer:
+    its size depends on the concept budget, never on the store's size). Units are then produced
+    a block at a time (:meth:`units`): the dense units (shared / ffn), or a range of experts, each
+    expert read with :meth:`ActivationStore.expert` on the union only.
+    """
 
-    for space in ("shared", "ffn"):
-        if space in spaces and space in have:
-            acts = store.dense(layer, space, union)
-            for ci in range(len(samples)):
-                lab = labels[ci][union]
-                rows = np.flatnonzero(lab >= 0)
-                yield unit(ci, acts[rows], lab[rows] == 1, space, -1, "none")
-            del acts
-    if "expert" not in spaces or "expert" not in have:
-        return
-    for e in range(store.num_experts(layer)):
-        tok, acts = store.expert(layer, e, semantics=semantics, tokens=union)
-        tok = np.asarray(tok, dtype=np.int64)
-        for ci in range(len(samples)):
-            lab = labels[ci][tok]
+    def __init__(self, store: Any, layer: int, samples: list[ConceptSample], *, seed: int,
+                 spaces: tuple[str, ...] = UNIT_SPACES, semantics: str = "routed",
+                 baseline_space: str = "auto", baselines: bool = True, null: bool = True,
+                 kmax: int = 64, min_per_class: int = MIN_PER_CLASS):
+        self.store, self.layer, self.samples, self.seed = store, layer, samples, seed
+        self.spaces, self.semantics, self.null = spaces, semantics, null
+        self.kmax, self.min_per_class = kmax, min_per_class
+        self.union = np.unique(np.concatenate([np.concatenate([c.pos, c.neg]) for c in samples]))
+        self.labels = np.full((len(samples), self.union.size), -1, dtype=np.int8)
+        for ci, c in enumerate(samples):
+            self.labels[ci, np.searchsorted(self.union, c.neg)] = 0
+            self.labels[ci, np.searchsorted(self.union, c.pos)] = 1
+        self.have = store.spaces(layer)
+        name = baseline_space_for(store, layer, baseline_space) if baselines else None
+        self.base_name = name if name and "expert" in self.have else None
+        self._base: np.ndarray | None = None
+
+    @property
+    def base(self) -> np.ndarray | None:
+        """The baseline space on the union, read in chunks; kept as float16 when the store holds
+        fp16 values (exact, and half the memory of the largest array of a layer)."""
+        if self.base_name is not None and self._base is None:
+            fp16 = (getattr(self.store, "manifest", None) or {}).get("dtype") == "fp16"
+            width = int(self.store.width(self.layer, self.base_name))
+            base = np.empty((self.union.size, width), dtype=np.float16 if fp16 else np.float32)
+            for a in range(0, self.union.size, BASE_CHUNK):
+                base[a:a + BASE_CHUNK] = self.store.dense(self.layer, self.base_name, self.union[a:a + BASE_CHUNK])
+            self._base = base
+        return self._base
+
+    def base_rows(self, at: np.ndarray) -> np.ndarray:
+        """float32 rows ``at`` (positions in the union) of the baseline space."""
+        return np.asarray(self.base[at], dtype=np.float32)
+
+    def num_experts(self) -> int:
+        if "expert" not in self.spaces or "expert" not in self.have:
+            return 0
+        return int(self.store.num_experts(self.layer))
+
+    def has_dense_units(self) -> bool:
+        return any(s in self.spaces and s in self.have for s in ("shared", "ffn"))
+
+    def _unit(self, ci: int, X: np.ndarray, y: np.ndarray, space: str, expert: int, control: str):
+        meta = dict(concept=self.samples[ci].name, group=self.samples[ci].group, layer=self.layer,
+                    space=space, expert=expert, control=control, seed=self.seed)
+        return prepare(X, y, meta, self.seed, kmax=self.kmax, min_per_class=self.min_per_class)
+
+    def units(self, experts: range | None = None, dense: bool = True) -> Iterator[Prepared]:
+        """Prepared datasets of the dense units (``dense``) and of the ``experts`` given (all by
+        default), every concept and control."""
+        if dense:
+            for space in ("shared", "ffn"):
+                if space in self.spaces and space in self.have:
+                    acts = self.store.dense(self.layer, space, self.union)
+                    for ci in range(len(self.samples)):
+                        rows = np.flatnonzero(self.labels[ci] >= 0)
+                        yield self._unit(ci, acts[rows], self.labels[ci, rows] == 1, space, -1, "none")
+                    del acts
+        for e in (range(self.num_experts()) if experts is None else experts):
+            yield from self._expert_units(e)
+
+    def _expert_units(self, e: int) -> Iterator[Prepared]:
+        tok, acts = self.store.expert(self.layer, e, semantics=self.semantics, tokens=self.union)
+        at = np.searchsorted(self.union, np.asarray(tok, dtype=np.int64))
+        for ci, c in enumerate(self.samples):
+            lab = self.labels[ci, at]
             rows = np.flatnonzero(lab >= 0)
             y = lab[rows] == 1
             X = acts[rows]
-            yield unit(ci, X, y, "expert", e, "none")
-            rng = np.random.default_rng([seed, layer, e, ci])
-            if null:
-                yield unit(ci, X, y[rng.permutation(y.size)], "expert", e, "shuffled_labels")
-            if base is not None:
-                at = np.searchsorted(union, tok[rows])
-                yield unit(ci, base[at], y, base_name, e, "routed_tokens")
-                pick = np.concatenate([rng.choice(samples[ci].pos, int(y.sum()), replace=False),
-                                       rng.choice(samples[ci].neg, int((~y).sum()), replace=False)])
+            yield self._unit(ci, X, y, "expert", e, "none")
+            rng = np.random.default_rng([self.seed, self.layer, e, ci])
+            if self.null:
+                yield self._unit(ci, X, y[rng.permutation(y.size)], "expert", e, "shuffled_labels")
+            if self.base is not None:
+                yield self._unit(ci, self.base_rows(at[rows]), y, self.base_name, e, "routed_tokens")
+                pick = np.concatenate([rng.choice(c.pos, int(y.sum()), replace=False),
+                                       rng.choice(c.neg, int((~y).sum()), replace=False)])
                 yb = np.arange(pick.size) < int(y.sum())
-                yield unit(ci, base[np.searchsorted(union, pick)], yb, base_name, e,
-                           "random_routing")
-        del acts
+                yield self._unit(ci, self.base_rows(np.searchsorted(self.union, pick)), yb, self.base_name,
+                                 e, "random_routing")
+
+
+def layer_units(store: Any, layer: int, samples: list[ConceptSample], *, seed: int,
+                spaces: tuple[str, ...] = UNIT_SPACES, semantics: str = "routed",
+                baseline_space: str = "auto", baselines: bool = True, null: bool = True,
+                kmax: int = 64, min_per_class: int = MIN_PER_CLASS,
+                experts: range | None = None, dense: bool = True) -> Iterator[Prepared]:
+    """Prepared datasets of every (concept, unit, control) of one layer (or of the dense units
+    and the ``experts`` asked for): :meth:`LayerData.units`."""
+    data = LayerData(store, layer, samples, seed=seed, spaces=spaces, semantics=semantics,
+                     baseline_space=baseline_space, baselines=baselines, null=null, kmax=kmax,
+                     min_per_class=min_per_class)
+    yield from data.units(experts, dense)
 
 
 def matched_layer(layer: int, layers: list[int], other_layers: list[int]) -> int:

@@ -1,9 +1,11 @@
 """``moelens probe`` as a library call: check the input, probe a store start to finish, write the
 run stage (``probe.parquet``/``.csv``, ``summary.json``, ``figures/``).
 
-Probing goes seed by seed and layer by layer; each (seed, layer) part is saved atomically under
-``parts/<config hash>/`` so an interrupted run resumes where it stopped, then the table is
-assembled and written whole (parts of a different config are never mixed in). ``cfg`` is a
+Probing goes item by item (seed, layer, block of units: :mod:`.work`); each item's part is saved
+atomically under ``parts/<config hash>/`` so an interrupted run resumes where it stopped, then
+the table is assembled from the parts and written whole (parts of a different config are never
+mixed in). Under ``torchrun`` the items are dealt out to the ranks (:mod:`.ranks`) and rank 0
+merges the parts once every rank is done: the same table as one process. ``cfg`` is a
 :class:`moelens.analysis.probing.command.ProbeConfig` (taken as is, not imported, so that the
 command module stays the only one that knows about the command line).
 """
@@ -17,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from moelens.analysis.probing import concepts as concept_glue
-from moelens.analysis.probing import core, figures, runs, summary, table
+from moelens.analysis.probing import core, figures, runs, summary, table, work
 from moelens.analysis.probing.baselines import DenseBaseline
-from moelens.analysis.probing.dataset import layer_units
+from moelens.analysis.probing.ranks import Ranks, rank_device, setup
 from moelens.errors import ConfigError, StoreError
 
 
@@ -34,6 +36,8 @@ class ProbeResult:
     summary: dict[str, Any] = field(default_factory=dict)
     starved: list[str] = field(default_factory=list)
     """concepts for which no unit had enough positives and negatives"""
+    rank: int = 0
+    """this process's rank under torchrun (only rank 0 writes and reports results)"""
 
 
 def open_store(path: Path):
@@ -87,16 +91,40 @@ def starved_concepts(df) -> list[str]:
 
 
 def probe(cfg: Any) -> ProbeResult:
-    """Probe ``cfg.store`` into the run stage ``cfg.out`` (resuming a killed run)."""
-    import pandas as pd
+    """Probe ``cfg.store`` into the run stage ``cfg.out`` (resuming a killed run); under
+    ``torchrun`` every rank takes its share of the work items and rank 0 writes the results.
+
+    numpy's BLAS runs on one thread here: the products of probing are small (hundreds of rows
+    by at most a few thousand columns), where extra BLAS threads cost more than they give, and
+    on a busy machine far more (measured 40x slower neuron ranking with OpenBLAS's default
+    threads on a loaded 2-core machine). To use more cores, run more processes (torchrun)."""
+    from threadpoolctl import threadpool_limits
+
+    ranks = setup()
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _probe(cfg, ranks)
+    finally:
+        ranks.close()
+
+
+def _begin(stage: Any, cfg: Any) -> str:
+    if stage.done and not cfg.overwrite:
+        runs.check_done_run(stage.path, cfg)
+    return "go" if stage.begin(cfg, overwrite=cfg.overwrite, seed=cfg.seeds[0]) else "skip"
+
+
+def _probe(cfg: Any, ranks: Ranks) -> ProbeResult:
     from tqdm import tqdm
 
     from moelens.rundir import Stage, atomic_path, atomic_write_json
 
-    check_device(cfg.device)
+    device = rank_device(cfg.device, ranks)
+    check_device(device)
     store = open_store(Path(cfg.store))
     layers = check_store(store, cfg)
     chosen = concept_glue.resolve(cfg.concepts, cfg.concept_variant)
+    moe_layers = [l for l in layers if "expert" in store.spaces(l)]
     dense = None
     if cfg.dense_store is not None:
         dense = DenseBaseline(open_store(Path(cfg.dense_store)), Path(cfg.dense_store), chosen,
@@ -104,37 +132,32 @@ def probe(cfg: Any) -> ProbeResult:
     model = cfg.model or runs.display_name(
         str((store.manifest.get("model") or {}).get("id") or ""), Path(cfg.store))
     stage = Stage(Path(cfg.out))
-    if stage.done and not cfg.overwrite:
-        runs.check_done_run(stage.path, cfg)
-    if not stage.begin(cfg, overwrite=cfg.overwrite, seed=cfg.seeds[0]):
-        return ProbeResult(stage.path, skipped=True)
+    if ranks.decide(lambda: _begin(stage, cfg)) == "skip":
+        return ProbeResult(stage.path, skipped=True, rank=ranks.rank)
     fitter = "newton" if cfg.fitter == "fast" else "saga"
     parts_dir = stage.path / "parts" / runs.parts_key(cfg)
-    moe_layers = [l for l in layers if "expert" in store.spaces(l)]
-    frames = []
-    samples_by_seed: dict[int, list] = {}
-    steps = [(s, l) for s in cfg.seeds for l in layers]
-    for seed, layer in tqdm(steps, desc="probe", disable=cfg.quiet, file=sys.stderr):
-        part = parts_dir / f"seed{seed}_layer{layer}.parquet"
+    items = work.plan(store, layers, cfg.seeds, tuple(cfg.spaces))
+    labels: list[Any] = []
+
+    def sample(seed: int) -> list:
+        if not labels:
+            labels.append(concept_glue.Labels(store))
+        return [concept_glue.sample(store, c, cfg.budget, seed, labels=labels[0]) for c in chosen]
+
+    prober = work.Prober(store, cfg, sample, model, fitter, device, dense, moe_layers)
+    mine = items[ranks.rank::ranks.world]
+    bar = tqdm(mine, desc="probe", disable=cfg.quiet or ranks.rank != 0, file=sys.stderr)
+    for item in bar:
+        part = parts_dir / f"{item.name}.parquet"
         if part.exists():
-            frames.append(pd.read_parquet(part))
             continue
-        if seed not in samples_by_seed:
-            samples_by_seed[seed] = [concept_glue.sample(store, c, cfg.budget, seed) for c in chosen]
-        prepared = list(layer_units(
-            store, layer, samples_by_seed[seed], seed=seed, spaces=tuple(cfg.spaces),
-            semantics=cfg.semantics, baseline_space=cfg.baseline_space, baselines=cfg.baselines,
-            null=cfg.null, kmax=max(cfg.ks), min_per_class=cfg.min_samples))
-        if dense is not None and layer in moe_layers:
-            prepared += dense.units(layer, moe_layers, seed, prepared)
-        frame = table.to_frame(core.probe_units(prepared, cfg.ks, fitter=fitter,
-                                                device=cfg.device, seed=seed),
-                               model, cfg.semantics)
-        del prepared
+        frame = prober.probe(item)
         with atomic_path(part) as tmp:
             frame.to_parquet(tmp, index=False)
-        frames.append(frame)
-    df = pd.concat(frames, ignore_index=True) if frames else table.to_frame([], model, cfg.semantics)
+    ranks.barrier()
+    if ranks.rank != 0:
+        return ProbeResult(stage.path, skipped=False, rank=ranks.rank)
+    df = _merge(items, parts_dir, model, cfg.semantics)
     table.write_table(df, stage.path)
     facts = summary.model_facts(store, layers, model)
     summ = summary.build(df, facts, cfg.bootstrap, cfg.seeds[0],
@@ -149,3 +172,16 @@ def probe(cfg: Any) -> ProbeResult:
     stage.finish({"rows": len(df)})
     return ProbeResult(stage.path, skipped=False, rows=len(df), summary=summ,
                        starved=starved_concepts(df))
+
+
+def _merge(items: list[Any], parts_dir: Path, model: str, semantics: str):
+    """The table of every item's part, in item order (the same whoever wrote each part)."""
+    import pandas as pd
+
+    missing = [i.name for i in items if not (parts_dir / f"{i.name}.parquet").exists()]
+    if missing:
+        raise StoreError(f"probe part {missing[0]} is missing from {parts_dir}: under torchrun on "
+                         "several nodes --out must be on a filesystem every node shares; rerun to "
+                         "redo the missing parts")
+    frames = [pd.read_parquet(parts_dir / f"{i.name}.parquet") for i in items]
+    return pd.concat(frames, ignore_index=True) if frames else table.to_frame([], model, semantics)

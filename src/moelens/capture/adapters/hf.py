@@ -231,9 +231,17 @@ def _hidden_prehook(emit: Any, layer: int):
 
 
 def _patch_experts(handle: Handle, experts: torch.nn.Module, sink: Sink, layer: int) -> None:
-    """Give ``experts`` an instance ``forward`` that emits routing and rows; undo restores it."""
-    if "forward" in experts.__dict__:
+    """Give ``experts`` an instance ``forward`` that emits routing and rows; undo restores it.
+
+    On a model dispatched by accelerate (``--device_map``) the module's ``forward`` is already an
+    instance attribute: accelerate's hook, which moves inputs to the execution device and loads
+    offloaded weights, then calls ``_old_forward``. The tap replaces ``_old_forward`` there, so it
+    runs with the weights in place and the hook still cleans up after it.
+    """
+    if experts.__dict__.get("_moelens_tapped"):
         raise RuntimeError(f"layer {layer} experts are already captured; remove the other handle first")
+    attr = "_old_forward" if hasattr(experts, "_hf_hook") and "_old_forward" in experts.__dict__ else "forward"
+    original = experts.__dict__.get(attr)
 
     def on_rows(ids, weights, token_idx, expert_idx, hidden, out) -> None:
         sink.routing(layer, ids, weights)
@@ -242,5 +250,13 @@ def _patch_experts(handle: Handle, experts: torch.nn.Module, sink: Sink, layer: 
     def forward(hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
         return tapped_experts_forward(experts, hidden_states, top_k_index, top_k_weights, on_rows)
 
-    experts.forward = forward
-    handle.add(lambda: experts.__dict__.pop("forward", None))
+    def undo() -> None:
+        if original is None:
+            experts.__dict__.pop(attr, None)
+        else:
+            setattr(experts, attr, original)
+        experts.__dict__.pop("_moelens_tapped", None)
+
+    setattr(experts, attr, forward)
+    experts._moelens_tapped = True
+    handle.add(undo)

@@ -123,14 +123,17 @@ def load_model(
     dtype: str | torch.dtype = "float32",
     trust_remote_code: bool = False,
     revision: str | None = None,
+    placement: Any = None,
 ) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local directory or, when the user names one, a hub id.
 
     Weights are read only from safetensors; ``moelens.models`` is imported first (when present)
     so that directories saved by ``moelens train`` load through the Auto classes. The model is
-    returned in eval mode.
+    returned in eval mode. A :class:`moelens.capture.placement.Placement` with a device map loads
+    the model split over devices (accelerate); its budgets are checked against the config before
+    any weight is read.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
         importlib.import_module("moelens.models")
@@ -149,12 +152,24 @@ def load_model(
         local_only = True
     else:
         local_only = _resolve_hub_name(name, revision)
+    # use_kernels=False: transformers >= 5.25 otherwise swaps layers for kernels fetched from the
+    # hub (a download, and forwards capture's patches would not see)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
     if revision is not None:
         kwargs["revision"] = revision
     torch_dtype = _dtype(dtype)
+    placed = placement.load_kwargs() if placement is not None else {}
+    if placed:
+        from moelens.capture.placement import check_fits
+
+        try:
+            config = AutoConfig.from_pretrained(name, **kwargs)
+        except Exception as err:
+            raise CheckpointError(f"cannot read the config of {name}: {_first_line(err)}") from err
+        check_fits(placement, config)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, use_safetensors=True, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, use_safetensors=True,
+                                                     use_kernels=False, **placed, **kwargs)
     except Exception as err:  # transformers raises OSError/ValueError/KeyError/... for unloadable models
         raise CheckpointError(f"cannot load model {name}: {_first_line(err)}") from err
     try:
