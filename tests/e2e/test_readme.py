@@ -46,7 +46,10 @@ APPENDED = {
     "quickstart": ["--preset", "quickstart-tiny", "--games.workers", "1", "--quiet"],
     "specialize": ["--quiet"],
     "causal": ["--quiet"],
+    "boardgame": ["--quiet"],
     "sae train": ["--batch_size", "128", "--quiet"],
+    "lens": ["--quiet"],
+    "interpret": ["--n_explain", "10", "--n_test", "10", "--n_negative", "10", "--bootstrap", "50", "--quiet"],
 }
 
 HUB_STANDINS = {"allenai/OLMoE-1B-7B-0125": "path/to/olmoe"}
@@ -153,7 +156,8 @@ def test_readme_lists_the_commands_it_documents():
     cmds = readme_commands(README.read_text())
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
-            "store verify", "data corpora", "specialize", "causal", "sae train", "report"} <= subs
+            "store verify", "data corpora", "specialize", "causal", "sae train", "boardgame",
+            "lens", "interpret", "report"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 

@@ -261,7 +261,7 @@ def _capture_placed(cfg: Any, rank: int, world: int, dist: Any, corpus: corpus_m
 
         bar = tqdm(total=cfg.tokens if world == 1 else None, unit="tok", desc="capture")
     capture_shards(model, adapter, plans, mine(), root, cfg.dtype, cfg.batch_size, pad_id,
-                   on_shard=(lambda s: bar.update(s.stop - s.start)) if bar else None)
+                   on_shard=(lambda s: bar.update(s.stop - s.start)) if bar is not None else None)
     if bar is not None:
         bar.close()
     if dist is not None:

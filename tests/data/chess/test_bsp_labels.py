@@ -75,7 +75,7 @@ def test_compute_labels_table():
 
 def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     games = tmp_path / "games.txt"
-    games.write_text("\n".join(random_games(5, seed=4) + ["bad game"]) + "\n")
+    games.write_text("\n".join(random_games(5, seed=4) + [";1.e4 e5 2.Ke4"]) + "\n")
     first = labels_for_file(games, cache_dir=tmp_path / "cache")
     assert first.n_skipped == 1 and first.n_games == 6
     assert len(list((tmp_path / "cache").glob("games.txt.bsp-*.npz"))) == 1
@@ -109,3 +109,11 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
 def test_missing_games_file(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         labels_for_file(tmp_path / "none.txt")
+
+
+def test_a_line_that_is_no_game_string_is_an_error(tmp_path):
+    for text, why in (("1.e4 e5", "does not start"), (";1.e4 e5 2.Nf3 Nc6!", "'!'")):
+        path = tmp_path / "games.txt"
+        path.write_text(GAME + "\n" + text + "\n")
+        with pytest.raises(DataError, match=f"games.txt:2 is not a game string.*{why}"):
+            labels_for_file(path)

@@ -9,8 +9,9 @@ chance level, :mod:`.reference` a loop-based twin used only by tests and the ben
 
 from moelens.analysis.boardgame.inputs import THRESHOLDS, BSPLabels
 from moelens.analysis.boardgame.metrics import (
-    BoardScore, chance_coverage, score_function, score_functions,
+    LABELLING, BoardScore, BoardScorer, chance_coverage, score_blocks, score_function,
+    score_functions,
 )
 
-__all__ = ["THRESHOLDS", "BSPLabels", "BoardScore", "chance_coverage", "score_function",
-           "score_functions"]
+__all__ = ["LABELLING", "THRESHOLDS", "BSPLabels", "BoardScore", "BoardScorer",
+           "chance_coverage", "score_blocks", "score_function", "score_functions"]

@@ -26,6 +26,11 @@ PRECISION_BAR = 0.95
 MIN_TRUE_POSITIVES = 10
 """... and it has at least this many true positives on the fitting positions."""
 
+WILSON_Z = 3.0
+"""Corrected labelling rule: the Wilson lower bound of the precision at this z (one-sided
+p ≈ 0.001) must also exceed the cell's base rate, so that a label is never earned by the base
+rate alone (see :mod:`.metrics`)."""
+
 
 @dataclass(frozen=True)
 class BSPLabels:

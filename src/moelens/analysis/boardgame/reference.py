@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from moelens.analysis.boardgame.inputs import EPS, MIN_TRUE_POSITIVES, PRECISION_BAR, THRESHOLDS
+from moelens.analysis.boardgame.inputs import (
+    EPS, MIN_TRUE_POSITIVES, PRECISION_BAR, THRESHOLDS, WILSON_Z,
+)
 
 
 def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
@@ -21,8 +23,21 @@ def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
     return p, r, 2 * p * r / (p + r + EPS)
 
 
-def reference_scores(a_fit, a_test, y_fit, y_test, cell_mask) -> dict:
-    """Coverage and reconstruction of one function, as plain floats and lists."""
+def _wilson(k: float, n: float) -> float:
+    """Wilson score lower bound of k successes in n trials at z = WILSON_Z."""
+    if n == 0:
+        return 0.0
+    p, z = k / n, WILSON_Z
+    return (p + z * z / (2 * n) - z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (
+        1 + z * z / n)
+
+
+def reference_scores(a_fit, a_test, y_fit, y_test, cell_mask, labelling: str = "paper") -> dict:
+    """Coverage and reconstruction of one function, as plain floats and lists.
+
+    ``labelling="paper"``: precision ≥ 0.95 and ≥ 10 true positives; ``"corrected"`` also asks
+    that the Wilson lower bound (z = WILSON_Z) of the precision exceed the cell's base rate on
+    the fitting positions."""
     a_fit = np.asarray(a_fit, dtype=np.float32)
     a_test = np.asarray(a_test, dtype=np.float32)
     cells = [g for g in range(len(cell_mask)) if cell_mask[g]]
@@ -43,7 +58,10 @@ def reference_scores(a_fit, a_test, y_fit, y_test, cell_mask) -> dict:
                 fn = float(np.sum(yg)) - tp
                 p, _, f1 = _prf(tp, fp, fn)
                 best[g] = max(best[g], f1)
-                if p >= PRECISION_BAR and tp >= MIN_TRUE_POSITIVES:
+                ok = p >= PRECISION_BAR and tp >= MIN_TRUE_POSITIVES
+                if ok and labelling == "corrected":
+                    ok = _wilson(tp, tp + fp) > float(np.sum(yg)) / len(yg)
+                if ok:
                     labels.setdefault((i, f), []).append(g)
         coverage_t.append(sum(best.values()) / len(cells))
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from moelens.data.chess import bsp
 from moelens.data.chess.positions import MAX_CHARS, MAX_POSITIONS, games_positions
+from moelens.data.chess.vocab import GAME_START, outside_vocab
 from moelens.errors import DataError
 from moelens.rundir import atomic_path, sha256_file
 
@@ -108,11 +109,34 @@ def compute_labels(games: list[str], max_positions: int = MAX_POSITIONS,
 
 
 def read_games(path: str | Path) -> list[str]:
-    """The games of a games file: one per non-empty line, surrounding whitespace stripped."""
+    """The games of a games file: one per non-empty line, surrounding whitespace stripped.
+
+    A line that is not a game string at all (it must start with ';' and use only the 32 chess
+    characters) is a DataError naming the line; a game string whose moves do not replay is
+    kept here and skipped (and counted) when positions are computed."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"games file {path} does not exist; pass a file with one game per line")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"games file {path} is not text; pass a file with one ';1.e4 e5 ...' "
+                        "game per line") from None
+    games = []
+    for n, line in enumerate(lines, 1):
+        game = line.strip()
+        if not game:
+            continue
+        bad = outside_vocab(game)
+        if not game.startswith(GAME_START) or bad:
+            why = (f"characters {''.join(sorted(bad))!r} are not chess moves" if bad
+                   else "it does not start with ';'")
+            raise DataError(f"{path}:{n} is not a game string ({why}); write one game per line "
+                            "as ';1.e4 e5 2.Nf3 ...'")
+        games.append(game)
+    if not games:
+        raise DataError(f"games file {path} holds no games; write one ';1.e4 e5 ...' per line")
+    return games
 
 
 def cache_key(file_sha256: str, max_positions: int, max_chars: int) -> str:
