@@ -5,7 +5,9 @@ report) finishes within 15 minutes on 2 CPU cores without Stockfish (goal: 10). 
 that bar: ``quickstart_vs_15_min_bar`` is the wall time over 900 s (below 1 passes). Run it as a
 new user would, in a fresh process (imports included), from the repository root:
 
-    PYTHONPATH=src python benchmarks/quickstart.py [extra quickstart flags ...]
+    PYTHONPATH=src python benchmarks/quickstart.py [--keep DIR] [extra quickstart flags ...]
+
+``--keep DIR`` runs into ``DIR`` (which must not exist yet) and keeps it, report included.
 
 Prints ``name: value`` lines: the wall time, each stage's seconds (from ``summary.json``), the
 load average before and after (other work on a shared machine slows every stage), and the
@@ -33,8 +35,14 @@ def main(extra: list[str]) -> int:
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if shutil.which("stockfish") or Path("/usr/games/stockfish").exists():
         extra = ["--games.player", "builtin", *extra]  # the bar is for a machine without it
+    keep = None
+    if extra[:1] == ["--keep"] and len(extra) > 1:
+        keep, extra = Path(extra[1]), extra[2:]
+        if keep.exists():
+            print(f"--keep {keep}: the run directory must not exist yet", file=sys.stderr)
+            return 2
     work = Path(tempfile.mkdtemp(prefix="moelens-quickstart-bench-"))
-    out = work / "quickstart"
+    out = keep or work / "quickstart"
     print(f"cpus: {os.cpu_count()}")
     print(f"load_average_before: {os.getloadavg()[0]:.2f}")
     start = time.perf_counter()

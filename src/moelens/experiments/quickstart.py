@@ -1,9 +1,10 @@
 """``moelens quickstart``: the whole road on chess, in one resumable command.
 
 generate games -> train a dense GELU model, a Switch MoE and an MoE-X of matched activated size
--> capture each on held-out games -> k-sparse probing on the chess concepts (MoE vs dense, with
-the controls) -> specialization and routing statistics of the MoEs -> the HTML report, each a
-stage of ``runs/quickstart/`` (see
+-> their legal-move rate -> capture each on held-out games -> k-sparse probing on the chess
+concepts (MoE vs dense, with the controls) -> board-state coverage and reconstruction of every
+model's units -> auto-interpretation of the experts (offline rules explainer) -> specialization
+and routing statistics of the MoEs -> the HTML report, each a stage of ``runs/quickstart/`` (see
 :mod:`moelens.experiments.pipeline`: a rerun skips finished stages and resumes the one that was
 interrupted). The defaults fit 2 CPU cores in about ten minutes; ``--preset quickstart-gpu``
 (and ``quickstart-gpu-large``) scale every part up for a GPU, ``quickstart-tiny`` is the
@@ -116,6 +117,45 @@ class ProbeSpec:
 
 
 @dataclass
+class BoardSpec:
+    """Board-state metrics of each model's units on the held-out games, and its legal-move rate."""
+
+    semantics: list[Literal["gated", "zero_filled"]] = field(default_factory=lambda: ["gated"])
+    """readings of expert neurons: gated (MoE-X's wide view z, the paper's) and/or zero_filled
+    (the raw activation where routed)"""
+    max_positions: int = 20
+    """scored positions per game (the '.' before White's move, below character 256)"""
+    probe: bool = True
+    """fit the linear 8x8x13 board probe on the residual stream of every captured layer"""
+    probe_steps: int = 100
+    """full-batch Adam steps of the board probe"""
+    legal_prompts: int = 200
+    """held-out game prefixes whose greedy next move is checked for legality"""
+
+
+@dataclass
+class InterpretSpec:
+    """Auto-interpretation of every expert of the MoE models with the offline rules explainer."""
+
+    scorers: list[str] = field(default_factory=lambda: ["detection", "fuzzing", "binary",
+                                                         "rules"])
+    """scorers of each explanation (the rules judge answers them; see moelens interpret)"""
+    window: int = 32
+    """characters per window (an expert routed a quarter of the characters fires in nearly
+    every long window, which leaves few windows where it is silent)"""
+    n_explain: int = 40
+    """activating windows the explainer sees"""
+    n_test: int = 50
+    """held-out activating windows per scorer"""
+    n_negative: int = 50
+    """non-activating windows per scorer"""
+    bootstrap: int = 1000
+    """bootstrap resamples of the 95% intervals over experts"""
+    lens: bool = True
+    """compute each expert's promoted tokens first (moelens lens; shown on the expert cards)"""
+
+
+@dataclass
 class SpecializeSpec:
     """Specialization and routing statistics of the MoE models."""
 
@@ -140,6 +180,10 @@ class QuickstartConfig:
     """capture of each model on held-out games"""
     probe: ProbeSpec = field(default_factory=ProbeSpec)
     """k-sparse probing"""
+    board: BoardSpec = field(default_factory=BoardSpec)
+    """board-state metrics and legal-move rate"""
+    interpret: InterpretSpec = field(default_factory=InterpretSpec)
+    """expert auto-interpretation"""
     specialize: SpecializeSpec = field(default_factory=SpecializeSpec)
     """specialization and routing statistics"""
     seed: int = 0
@@ -167,7 +211,13 @@ class QuickstartConfig:
         for name, value in [("games.n_games", self.games.n_games),
                             ("train.max_iters", self.train.max_iters),
                             ("capture.tokens", self.capture.tokens),
-                            ("model.top_k", self.model.top_k)]:
+                            ("model.top_k", self.model.top_k),
+                            ("board.max_positions", self.board.max_positions),
+                            ("board.legal_prompts", self.board.legal_prompts),
+                            ("board.probe_steps", self.board.probe_steps),
+                            ("interpret.n_explain", self.interpret.n_explain),
+                            ("interpret.n_test", self.interpret.n_test),
+                            ("interpret.n_negative", self.interpret.n_negative)]:
             if value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1")
         if self.model.top_k > self.model.num_experts:
@@ -175,6 +225,14 @@ class QuickstartConfig:
                               f"{self.model.num_experts}; route to at most every expert")
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} must be 0 (torch's default) or more")
+        from moelens.analysis.autointerp.command import SCORERS
+
+        bad = [s for s in self.interpret.scorers if s not in SCORERS]
+        if bad or not self.interpret.scorers:
+            raise ConfigError(f"interpret.scorers: choose one or more of {', '.join(SCORERS)}"
+                              + (f" (not {bad[0]!r})" if bad else ""))
+        if not self.board.semantics:
+            raise ConfigError("board.semantics needs at least one of gated, zero_filled")
         if not 0 < self.games.val_fraction < 1:
             raise ConfigError("games.val_fraction must lie strictly between 0 and 1")
 

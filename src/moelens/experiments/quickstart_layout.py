@@ -3,7 +3,10 @@
     data/chess/                 token data (train.bin, val.bin, games_val.txt)
     train-<model>/<model>/      a training run; its model in model/
     capture/<model>/            the activation store of each model on held-out games
+    legal/legal_moves.csv       the legal-move rate of each model
     probe/<model>/, probe/compare/
+    boardgame/                  board-state coverage and reconstruction of every model's units
+    interpret/<model>/          auto-interpretation of each MoE's experts
     specialize/<model>/         routing statistics and specialization of each MoE
     report/report.html
     summary.json                stage wall times, settings, headline numbers, notes

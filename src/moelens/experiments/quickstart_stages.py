@@ -1,5 +1,6 @@
-"""The stages of ``moelens quickstart`` up to probing, each a call into the library that owns
-the work (the analyses after probing are in :mod:`.quickstart_analyses`, the run directory's
+"""The stages of ``moelens quickstart`` that make the models and stores and probe them, each a
+call into the library that owns the work (the legal-move rate and the analyses after probing
+are in :mod:`.quickstart_analyses`, the run directory's
 layout in :mod:`.quickstart_layout`).
 
 Each stage resumes what an interrupted attempt left: games from their shards, training from its
@@ -132,10 +133,11 @@ def steps(cfg: Any) -> list[Step]:
     out = [Step("data", "generate chess games", _data_stage(cfg, root), games)]
     out += [Step(f"train-{n}", f"train {n}", _train_stage(cfg, root, n), models)
             for n in cfg.model.models]
+    from moelens.experiments import quickstart_analyses
+
+    out.append(quickstart_analyses.legal_step(cfg, models))
     out += [Step("capture", "capture every model on held-out games", _capture_stage(cfg, root),
                  captured),
             Step("probe", "k-sparse probing on chess concepts (MoE vs dense, controls)",
                  _probe_stage(cfg, root), {**captured, "probe": asdict(cfg.probe)})]
-    from moelens.experiments import quickstart_analyses
-
     return out + quickstart_analyses.steps(cfg, captured)

@@ -20,15 +20,18 @@ HEADLINE = [
     ("legal_move_rate", "legal", 6, 3), ("coverage", "cover", 6, 3),
     ("reconstruction", "recon", 6, 3), ("probe_k1", "F1 k=1", 7, 3),
     ("probe_k1_paper", "(paper)", 7, 3), ("probe_k64", "F1 k=64", 7, 3),
+    ("probe_k64_paper", "(paper)", 7, 3),
     ("probe_routed_k1", "routed", 7, 3), ("interp_score", "interp", 6, 3),
 ]
 """(key, heading, width, digits) of the printed table's columns."""
 
 LEGEND = ("val loss: nats/char on held-out games; legal: legal-move rate; cover / recon: "
-          "board-state coverage and reconstruction; F1 k=1, k=64: mean probe F1 over the chess "
+          "board-state coverage and reconstruction (middle layer); F1 k=1, k=64: mean probe F1 over the chess "
           "concepts, validation-selected unit scored on test, (paper): the paper's best-unit "
-          "protocol, biased upward; routed: dense units probed on each expert's own tokens; "
-          "interp: mean auto-interpretation score; '-': not computed")
+          "protocol (best test F1 over units), biased upward; routed: dense units probed on "
+          "each expert's own tokens; interp: mean over the experts of their auto-interpretation score (the rules "
+          "explainer's labels; detection balanced accuracy, 0.5 = chance, unless the summary "
+          "names another); '-': not computed")
 
 
 def settings(cfg: Any) -> dict[str, Any]:

@@ -12,8 +12,8 @@ table and the expert browser render after every other section has read (they gat
 
 from __future__ import annotations
 
-from moelens.report.sections import (autointerp, boardgame, comparison, experts, overview,
-                                     probing, specialization, training)
+from moelens.report.sections import (autointerp, boardgame, comparison, experts, legal,
+                                     overview, probing, specialization, training)
 
-ORDER = [overview, comparison, training, probing, boardgame, autointerp, specialization, experts]
+ORDER = [overview, comparison, training, legal, probing, boardgame, autointerp, specialization, experts]
 """Sections in page order."""

@@ -104,6 +104,13 @@ def _card(shared: Shared, model: str, rec: dict[str, Any]) -> None:
         e.facts["activating windows"] = examples["n_activating"]
 
 
+def _means(run: Run) -> dict[tuple[str, str], float]:
+    """(scorer, metric) -> mean over units, for the metrics some unit of the run has."""
+    return {(r.get("scorer"), r.get("metric")): float(r["mean"])
+            for r in run.summary.get("table") or []
+            if r.get("mean") is not None and r.get("units")}
+
+
 def read(dirs: list[Path], shared: Shared) -> list[Run]:
     runs = []
     for d in dirs:
@@ -111,13 +118,15 @@ def read(dirs: list[Path], shared: Shared) -> list[Run]:
         runs.append(run)
         for rec in run.units:
             _card(shared, run.model, rec)
-        rows = {(r.get("scorer"), r.get("metric")): r for r in run.summary.get("table") or []}
-        for key in HEADLINE_METRICS:
-            r = rows.get(key)
-            if r and r.get("mean") is not None and r.get("units"):
-                shared.model(run.model).update(interp_score=r["mean"],
-                                               interp_metric=f"{key[0]} {key[1]}")
-                break
+    # one metric for every model, so that the comparison's column compares like with like: the
+    # first headline metric all runs have, else each run's first
+    means = [_means(r) for r in runs]
+    common = next((k for k in HEADLINE_METRICS if all(k in m for m in means)), None)
+    for run, m in zip(runs, means):
+        key = common or next((k for k in HEADLINE_METRICS if k in m), None)
+        if key is not None:
+            shared.model(run.model).update(interp_score=m[key],
+                                           interp_metric=f"{key[0]} {key[1].replace('_', ' ')}")
     return runs
 
 

@@ -26,7 +26,8 @@ TABLE1 = [
 UNITS = [
     ("model", "model"),
     ("probe_k1", "probe F1 k=1 (val-selected)"), ("probe_k1_paper", "k=1 (paper protocol)"),
-    ("probe_k64", "k=64 (val-selected)"), ("probe_routed_k1", "routed-token dense control k=1"),
+    ("probe_k64", "k=64 (val-selected)"), ("probe_k64_paper", "k=64 (paper protocol)"),
+    ("probe_routed_k1", "routed-token dense control k=1"),
     ("interp_score", "mean auto-interp score"),
 ]
 """(key, heading) of the unit-level columns: probing and auto-interpretation."""
@@ -51,7 +52,7 @@ def rows(shared: Shared) -> list[dict[str, Any]]:
         p_loss, p_cov, p_rec = paper.paper_numbers(m.get("paper_row"))
         row = {key: m.get(key) for key, _ in COLUMNS}
         row.update(model=name, paper_val_loss=p_loss, paper_coverage=p_cov,
-                   paper_reconstruction=p_rec)
+                   paper_reconstruction=p_rec, interp_metric=m.get("interp_metric"))
         out.append(row)
     return out
 
@@ -78,8 +79,11 @@ def render(_data: None, shared: Shared) -> Section:
               [[r[key] for key, _ in UNITS] for r in table_rows], page_size=40,
               caption="Mean F1 of k-sparse probes on the chess concepts (validation-selected "
                       "unit, scored on test; the paper protocol's best unit beside it), the "
-                      "dense units probed on each expert's own tokens, and the mean score of "
-                      "the experts' auto-interpretation labels.").render()]
+                      "dense units probed on each expert's own tokens, and the mean over a "
+                      "model's experts of its auto-interpretation labels' score ("
+                      + (", ".join(sorted({r["interp_metric"] for r in table_rows
+                                           if r.get("interp_metric")})) or "none")
+                      + "; 0.5 is chance for a balanced accuracy).").render()]
     have = [r for r in table_rows if r.get("coverage") is not None and r.get("paper_row")]
     if have:
         groups = [r["model"] for r in have]
