@@ -21,7 +21,8 @@ def test_presets_ship_and_parse():
     assert {"quickstart-tiny", "quickstart-gpu", "quickstart-gpu-paper"} <= set(PRESETS)
     for name in PRESETS:
         cfg = _parse("--preset", name, "--out", "x")
-        assert [s.name for s in steps(cfg)][0] == "data"
+        names = [s.name for s in steps(cfg)]
+        assert names[0] == "data" and names[-3:] == ["boardgame", "interpret", "specialize"]
 
 
 def test_models_are_matched_in_activated_width():
@@ -41,6 +42,10 @@ def test_stage_settings_change_with_what_decides_them():
     sa, sb = ({s.name: s.settings for s in steps(c)} for c in (a, b))
     assert sa["data"] == sb["data"]  # training settings do not redo the games
     assert sa["train-moex"] != sb["train-moex"] and sa["probe"] != sb["probe"]
+    c = _parse("--out", "x", "--interpret.n_test", "9", "--board.probe_steps", "9")
+    sc = {s.name: s.settings for s in steps(c)}
+    changed = {n for n in sa if sa[n] != sc[n]}
+    assert changed == {"interpret", "boardgame"}  # an analysis's settings redo only it
     w = _parse("--out", "x", "--games.workers", "1")
     assert {s.name: s.settings for s in steps(w)} == sa  # workers do not change the games
 
@@ -51,6 +56,8 @@ def test_stage_settings_change_with_what_decides_them():
     (["--model.top_k", "9"], "top_k"),
     (["--games.val_fraction", "1.5"], "val_fraction"),
     (["--train.max_iters", "0"], "max_iters"),
+    (["--interpret.scorers", "vibes"], "interpret.scorers"),
+    (["--board.legal_prompts", "0"], "legal_prompts"),
 ])
 def test_bad_settings(argv, message):
     with pytest.raises(ConfigError, match=message):

@@ -161,6 +161,10 @@ def make_run(root: Path, evil: bool = False, with_probe: bool = True,
             "runs": [str(p) for p in runs], "concepts": concepts, "left_out": {},
             "note": f"means over {len(concepts)} concepts {evil}", "headline": headline}))
     if analyses:
+        (root / "legal").mkdir()
+        pd.DataFrame([{"model": "dense-gelu", "legal_move_rate": 0.4, "n_prompts": 20},
+                      {"model": moe_name, "legal_move_rate": 0.5, "n_prompts": 20}]).to_csv(
+            root / "legal" / "legal_moves.csv", index=False)
         _boardgame(root, ["dense-gelu", moe_name])
         _interpret(root, moe_name, evil)
         _specialize(root, moe_name)

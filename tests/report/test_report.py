@@ -102,6 +102,7 @@ def test_sections_present_or_not_run(tmp_path):
     assert done.sections["training"] and done.sections["comparison"]
     assert not done.sections["probing"] and not done.sections["boardgame"]
     assert not done.sections["autointerp"] and not done.sections["specialization"]
+    assert not done.sections["legal"]
     page = done.path.read_text()
     assert re.search(r'id="probing".*?not run', page, re.S)
     # expert cards exist from training loads alone, without probing
@@ -121,6 +122,7 @@ def test_comparison_joins_each_model_across_analyses(tmp_path):
     assert models["dense-gelu"]["coverage"] == pytest.approx(0.11)
     assert models["moex"]["chance_coverage"] == 0.02
     assert models["moex"]["interp_score"] == 0.75 and "interp_score" not in models["dense-gelu"]
+    assert models["moex"]["legal_move_rate"] == 0.5 and models["dense-gelu"]["legal_move_rate"] == 0.4
     # each expert's best concepts come from the tidy table, best first
     card = done.shared.experts[("moex", 1, 2)]
     assert card.concepts and card.concepts == sorted(card.concepts, key=lambda c: -c[1])
@@ -131,6 +133,25 @@ def test_comparison_joins_each_model_across_analyses(tmp_path):
     assert card.scores["detection balanced accuracy"] == pytest.approx(0.72)
     assert card.scores["input specialization K=10"] == pytest.approx(0.09)
     assert sum(card.histogram["counts"]) == 8  # the positive activations of both windows
+
+
+def test_every_model_gets_the_same_auto_interp_metric(tmp_path):
+    root = make_run(tmp_path / "run")
+    both = {"scorer": "binary", "metric": "f1", "units": 8, "mean": 0.6}
+    path = root / "interpret" / "moex" / "summary.json"
+    summ = json.loads(path.read_text())
+    summ["table"].append(both)
+    path.write_text(json.dumps(summ))
+    other = root / "interpret" / "switch"
+    (other / "units").mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"config": {"store": "capture/switch"}}))
+    (other / "summary.json").write_text(json.dumps({"units": 8, "table": [
+        {"scorer": "detection", "metric": "balanced_accuracy", "units": 0, "mean": None},
+        {**both, "mean": 0.4}]}))
+    models = build(root).shared.models
+    # switch has no detection score, so both models are compared on binary F1
+    assert (models["moex"]["interp_score"], models["switch"]["interp_score"]) == (0.6, 0.4)
+    assert models["moex"]["interp_metric"] == "binary f1"
 
 
 def test_paper_rows_follow_the_architecture_and_the_recipe():

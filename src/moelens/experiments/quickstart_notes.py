@@ -75,9 +75,36 @@ def probing(rows: list[dict[str, Any]]) -> str | None:
             "more monosemantic neurons.")
 
 
+def legal(rows: list[dict[str, Any]]) -> str | None:
+    have = [r for r in rows if r.get("legal_move_rate") is not None]
+    if not have:
+        return None
+    each = ", ".join(f"{r['model']} {_fmt(r['legal_move_rate'])}" for r in have)
+    low = max(r["legal_move_rate"] for r in have) < 0.9
+    return (f"Legal-move rate (greedy next move on held-out game prefixes): {each}; a "
+            "well-trained 8-layer model plays 99.8% legal moves (Karvonen 2024)"
+            + (", so these models write moves but do not yet follow the board." if low
+               else "."))
+
+
+def interp(rows: list[dict[str, Any]]) -> str | None:
+    have = [r for r in rows if r.get("interp_score") is not None]
+    if not have:
+        return None
+    each = ", ".join(f"{r['model']} {_fmt(r['interp_score'])}" for r in have)
+    metric = have[0].get("interp_metric") or "score"
+    weak = max(r["interp_score"] for r in have) < 0.7
+    return (f"Auto-interpretation of the experts (offline rules explainer, judged by its own "
+            f"rules), mean {metric}: {each} (0.5 is chance)."
+            + (" Character-level chess experts are routed a large share of all characters, so "
+               "a rule over characters and moves tells the windows where an expert fires from "
+               "those where it is quiet only partly; an LLM explainer (moelens interpret "
+               "--explainer llm) reads the windows as a person would." if weak else ""))
+
+
 def notes(cfg: Any, rows: list[dict[str, Any]]) -> list[str]:
     """The notes of a run whose comparison rows (the headline) are ``rows``."""
     out = [scale(cfg)]
-    out += [n for n in (board(rows), probing(rows)) if n]
+    out += [n for n in (legal(rows), board(rows), probing(rows), interp(rows)) if n]
     out.append(LONGER)
     return out
