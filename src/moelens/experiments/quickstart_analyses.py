@@ -18,8 +18,11 @@ model's interpretation, say) is skipped when an interrupted stage is rerun.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Callable
+
+from tqdm import tqdm
 
 from moelens.experiments.pipeline import Step
 from moelens.experiments.quickstart_layout import MOE_PRESETS, data_dir, model_dir, store_dir
@@ -42,7 +45,8 @@ def _legal(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
         games = read_games(data_dir(root) / "games_val.txt")
         device = "cuda" if cfg.train.device == "cuda" else "cpu"
         rows = []
-        for name in cfg.model.models:
+        for name in tqdm(cfg.model.models, desc="legal moves", unit="model", disable=cfg.quiet,
+                         file=sys.stderr):
             model = load_saved_model(model_dir(root, name)).eval().to(device)
             res = legal_move_rate(model, games, cfg.board.legal_prompts, seed=cfg.seed,
                                   max_chars=cfg.train.ctx, device=device)

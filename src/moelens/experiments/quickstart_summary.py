@@ -26,12 +26,12 @@ HEADLINE = [
 """(key, heading, width, digits) of the printed table's columns."""
 
 LEGEND = ("val loss: nats/char on held-out games; legal: legal-move rate; cover / recon: "
-          "board-state coverage and reconstruction (middle layer); F1 k=1, k=64: mean probe F1 over the chess "
-          "concepts, validation-selected unit scored on test, (paper): the paper's best-unit "
-          "protocol (best test F1 over units), biased upward; routed: dense units probed on "
-          "each expert's own tokens; interp: mean over the experts of their auto-interpretation score (the rules "
-          "explainer's labels; detection balanced accuracy, 0.5 = chance, unless the summary "
-          "names another); '-': not computed")
+          "board-state coverage and reconstruction (middle layer); F1 k=1, k=64: mean probe "
+          "F1 over the chess concepts, validation-selected unit scored on test, (paper): the "
+          "paper's best-unit protocol (best test F1 over units), biased upward; routed: dense "
+          "units probed on each expert's own tokens; interp: mean over the experts of their "
+          "auto-interpretation score (the rules explainer's labels; detection balanced "
+          "accuracy, 0.5 = chance, unless the summary names another); '-': not computed")
 
 
 def settings(cfg: Any) -> dict[str, Any]:
