@@ -126,7 +126,7 @@ class BoardSpec:
     max_positions: int = 20
     """scored positions per game (the '.' before White's move, below character 256)"""
     probe: bool = True
-    """fit the linear 8x8x13 board probe on the residual stream of every captured layer"""
+    """fit the linear 8x8x13 board probe on the residual stream at the middle layer"""
     probe_steps: int = 100
     """full-batch Adam steps of the board probe"""
     legal_prompts: int = 200

@@ -59,9 +59,10 @@ def _legal(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
 
 def _boardgame(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
     """Each model's main units (MLP neurons; expert neurons in the asked readings) scored at
-    every layer, the residual board probe at every layer, all models in one set of tables (what
-    ``moelens boardgame`` writes). Only the main units are scored: the residual stream's own
-    coverage costs as much again and the probe is the better reading of it."""
+    every layer and the residual board probe at the middle layer (the one the comparison
+    reads), all models in one set of the tables ``moelens boardgame`` writes. Only the main
+    units are scored: the residual stream's own coverage costs as much again, and the probe is
+    the better reading of it."""
     def run(stage: Path) -> dict[str, Any]:
         from moelens.analysis.boardgame import output
         from moelens.analysis.boardgame.command import BoardgameConfig
@@ -86,8 +87,9 @@ def _boardgame(cfg: Any, root: Path) -> Callable[[Path], dict[str, Any]]:
             res = score_store(store, games, labels, bg, name)
             if b.probe:
                 pos = match_positions(store, games, labels, bg.fit_fraction, bg.seed)
-                res.probe_rows = probe_layers(store, list(store.layers), labels, pos, cfg.seed,
-                                              name, b.probe_steps)
+                middle = [list(store.layers)[len(store.layers) // 2]]  # what the table reads
+                res.probe_rows = probe_layers(store, middle, labels, pos, cfg.seed, name,
+                                              b.probe_steps)
             results.append(res)
         output.write_results(stage, results, figures=True)
         return {"positions": {r.model: r.positions.get("n_test") for r in results}}
