@@ -21,11 +21,10 @@ test: install
 	$(PY) tests/transformers_versions.py
 	$(PY) -m pytest -q tests
 
-# Until the full quickstart exists: generate chess games, train a small MoE-X on them,
-# print the validation loss and where the model was saved.
+# The whole road on chess, resumable stage by stage: games, dense / Switch / MoE-X training,
+# capture, the analyses, and the HTML report ($(RUN)/report/report.html).
 quickstart: install
-	$(PY) -m moelens data chess --out $(RUN)/data --n_games 1000 --seed 0
-	$(PY) -m moelens train --preset quickstart-moex --data $(RUN)/data --out $(RUN)/moex
+	$(PY) -m moelens quickstart --out $(RUN)
 
 bench: install
 	$(PY) benchmarks/moe_layer.py

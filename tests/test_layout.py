@@ -158,6 +158,7 @@ MAY_IMPORT = {
     "moelens.capture": SHARED | {"moelens.data", "moelens.models", "moelens.store"},
     "moelens.store": SHARED,
     "moelens.analysis": SHARED | {"moelens.store", "moelens.data", "moelens.capture"},
+    "moelens.report": SHARED | {"moelens"},  # reads result files only; "moelens": __version__
 }
 """The "may import" column of the map in docs/interfaces.md (besides the folder itself); which
 analyses may reach ``moelens.capture``, and only its ``adapters`` package, is checked above."""

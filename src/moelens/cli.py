@@ -63,6 +63,12 @@ COMMANDS: dict[str, Command] = {
     "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
                          "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
                          "store; its latents become the store's unit space 'sae'"),
+    "quickstart": Command("moelens.experiments.quickstart", "QuickstartConfig", "run",
+                          "generate chess games, train dense / Switch / MoE-X, capture, probe, "
+                          "report: the whole road in one resumable command",
+                          preset_kind="quickstart"),
+    "report": Command("moelens.report.command", "ReportConfig", "run",
+                      "one self-contained HTML report of a run directory's results"),
     "lens": Command("moelens.capture.lens", "LensConfig", "run",
                     "each expert's promoted tokens (logit lens after the final norm) from a model "
                     "and its store, for 'moelens interpret'"),

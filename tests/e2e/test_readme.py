@@ -6,6 +6,9 @@ appended (:data:`SIZES`, :func:`_shrink`); commands, paths and every other flag 
 The files a user would bring (``games.pgn``, ``corpus/``, ``docs/*.txt``, ``path/to/olmoe``) are
 made in the working directory first. ``make`` targets run the commands that ``make -n`` prints
 for them (the install step is skipped: the suite runs after it), and ``make test`` is this suite.
+The hub example cannot run offline or without a GPU: its hub id is replaced by a tiny local model
+of the same family (:data:`HUB_STANDINS`) and ``--device cuda`` by ``--device cpu``; every other
+word of it runs as written.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ APPENDED = {
     "data chess": ["--workers", "1", "--quiet"],
     "probe": ["--bootstrap", "50", "--quiet"],
     "capture": ["--quiet"],
+    "quickstart": ["--preset", "quickstart-tiny", "--games.workers", "1", "--quiet"],
     "specialize": ["--quiet"],
     "causal": ["--quiet"],
     "boardgame": ["--quiet"],
@@ -47,6 +51,9 @@ APPENDED = {
     "lens": ["--quiet"],
     "interpret": ["--n_explain", "10", "--n_test", "10", "--n_negative", "10", "--bootstrap", "50", "--quiet"],
 }
+
+HUB_STANDINS = {"allenai/OLMoE-1B-7B-0125": "path/to/olmoe"}
+"""Hub models of the README -> the tiny local model of the same family made by the test."""
 
 PGN = """[Event "a"]
 
@@ -82,10 +89,12 @@ def _subcommand(words: list[str]) -> str | None:
 
 def _shrink(words: list[str]) -> list[str]:
     """Replace size values and append the tiny-size flags of the command's kind."""
-    words = list(words)
+    words = [HUB_STANDINS.get(w, w) for w in words]
     for i, w in enumerate(words[:-1]):
         if w in SIZES and words[i + 1] != "0":
             words[i + 1] = SIZES[w]
+        if w == "--device" and words[i + 1] == "cuda":
+            words[i + 1] = "cpu"
     sub = _subcommand(words)
     extra = list(APPENDED.get(sub or "", []))
     if sub == "train" and "--preset" in words:
@@ -148,7 +157,7 @@ def test_readme_lists_the_commands_it_documents():
     subs = {_subcommand(shlex.split(c)) for c in cmds}
     assert {"data chess", "data text", "train", "eval", "upcycle", "capture", "probe",
             "store verify", "data corpora", "specialize", "causal", "sae train", "boardgame",
-            "lens", "interpret"} <= subs
+            "lens", "interpret", "report"} <= subs
     assert any(c.startswith("make ") for c in cmds)
     assert not [c for c in cmds if "…" in c or "..." in c], "a README command must be runnable"
 
@@ -185,3 +194,5 @@ def test_every_readme_command_runs(tmp_path):
     assert len(ran) >= 15
     assert (tmp_path / "runs/compare").is_dir() and any((tmp_path / "runs/compare").iterdir())
     assert (tmp_path / "runs/upcycled").is_dir()
+    assert (tmp_path / "runs/quickstart/report/report.html").is_file()
+    assert (tmp_path / "runs/olmoe/report.html").is_file()

@@ -73,3 +73,16 @@ def test_an_unfinished_stage_with_other_settings_starts_afresh(tmp_path):
     run_pipeline(tmp_path, _steps(calls, settings={"n": 2}), quiet=True)
     assert not (tmp_path / "a" / "partial.bin").exists()
     assert (tmp_path / "a" / "DONE").exists()
+
+
+def test_extra_fields_are_written_beside_the_stages(tmp_path):
+    seen = []
+
+    def reader(path):
+        seen.append(json.loads((tmp_path / "summary.json").read_text()).get("notes"))
+        return None
+
+    steps = _steps([]) + [Step("read", "reads the summary", reader, {"n": 1})]
+    out = run_pipeline(tmp_path, steps, quiet=True, extra={"notes": ["a note"]})
+    assert out["notes"] == ["a note"] and seen == [["a note"]]  # there for later stages
+    assert json.loads((tmp_path / "summary.json").read_text())["notes"] == ["a note"]

@@ -63,16 +63,19 @@ def _marker(stage: Stage) -> dict[str, Any]:
 
 
 def run_pipeline(root: Path, steps: list[Step], *, overwrite: bool = False,
-                 quiet: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
+                 quiet: bool = False, echo: Callable[[str], None] = print,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or resume) every step under ``root``; returns what ``summary.json`` holds.
 
     ``overwrite`` redoes every stage from scratch. Progress lines go to ``echo`` unless ``quiet``.
+    ``extra`` (JSON-safe) is written into ``summary.json`` beside the stages from the start, so
+    that later stages (a report) can read it.
     """
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ValueError(f"step names must be unique: {names}")
     root = Path(root)
-    summary: dict[str, Any] = {"stages": {}, "total_wall_seconds": 0.0}
+    summary: dict[str, Any] = {"stages": {}, "total_wall_seconds": 0.0, **(extra or {})}
     say = (lambda _msg: None) if quiet else echo
     for i, step in enumerate(steps, 1):
         stage = Stage(root / step.name)
