@@ -77,3 +77,13 @@ def test_knowledge_figure(setup, tmp_path):
             for s in ("ranked", "random") for n in (1, 2) for d in ("alpha", "beta")]
     path = figures.knowledge_curve(rows, "alpha", tmp_path / "k.png")
     assert path.stat().st_size > 1000
+
+
+def test_a_token_budget_is_split_between_the_domains(planted_dirs):
+    # documents come domain by domain; a budget spent in that order would leave 'beta' empty
+    docs = read_labelled([planted_dirs["alpha"], planted_dirs["beta"]])
+    windows = make_windows(docs, char_tokenizer(), ctx=16, batch_size=4, max_tokens=41)
+    per_domain = torch.zeros(2, dtype=torch.long)
+    for b in windows.batches:
+        per_domain.index_add_(0, b.domain, b.mask.sum(-1))
+    assert windows.n_tokens == 41 and per_domain.tolist() == [21, 20]

@@ -37,7 +37,8 @@ class _ModelCorpus(_Placed):
     batch_size: int = 8
     """windows per forward pass"""
     tokens: int | None = None
-    """use at most this many tokens of the corpus (default: all of it)"""
+    """use at most this many tokens of the corpus, split equally between its domains (default: all
+    of it)"""
     layers: list[int] = field(default_factory=list)
     """MoE layers to intervene on (default: every MoE layer)"""
     threads: int | None = None

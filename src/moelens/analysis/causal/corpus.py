@@ -50,26 +50,32 @@ def pad_id(tokenizer: Any) -> int:
 
 def make_windows(docs: Sequence[LabelledDocument], tokenizer: Any, ctx: int, batch_size: int,
                  max_tokens: int | None = None) -> Windows:
-    """Windows of ``docs`` (up to ``max_tokens`` real tokens in all) in batches of ``batch_size``."""
+    """Windows of ``docs`` in batches of ``batch_size``, with up to ``max_tokens`` real tokens in
+    all, split equally between the domains (in document order within each): a budget spent in
+    document order would leave the domains listed last with no tokens at all, and a per-domain
+    comparison with nothing to compare."""
     if ctx < 2:
         raise DataError(f"windows of {ctx} token(s) predict nothing; use a context of at least 2")
     domains = sorted({d.domain for d in docs})
     index = {name: i for i, name in enumerate(domains)}
+    shares = _shares(max_tokens, len(domains))
+    taken = dict.fromkeys(domains, 0)
     pieces: list[tuple[list[int], int]] = []
-    total = 0
     for doc in docs:
+        share = shares[index[doc.domain]]
+        if share is not None and share - taken[doc.domain] < 2:
+            continue  # this domain's share is spent; later documents may be other domains'
         ids = list(tokenizer(doc.text)["input_ids"])
         for a in range(0, len(ids), ctx):
             piece = ids[a:a + ctx]
-            if max_tokens is not None:
-                piece = piece[:max_tokens - total]
+            if share is not None:
+                piece = piece[:share - taken[doc.domain]]
             if len(piece) >= 2:
                 pieces.append((piece, index[doc.domain]))
-                total += len(piece)
-            if max_tokens is not None and total >= max_tokens:
-                break
-        if max_tokens is not None and total >= max_tokens:
-            break
+                taken[doc.domain] += len(piece)
+            if share is not None and share - taken[doc.domain] < 2:
+                break  # no window of two tokens fits in what is left
+    total = sum(taken.values())
     if not pieces:
         raise DataError("the corpus gives no window of two or more tokens; give longer documents")
     pad = pad_id(tokenizer)
@@ -84,3 +90,11 @@ def make_windows(docs: Sequence[LabelledDocument], tokenizer: Any, ctx: int, bat
             mask[r, :len(p)] = 1
         batches.append(Batch(ids, mask, torch.tensor([d for _, d in chunk], dtype=torch.long)))
     return Windows(batches, domains, total)
+
+
+def _shares(max_tokens: int | None, n_domains: int) -> list[int | None]:
+    """Each domain's part of the token budget (the remainder to the first ones); None: no limit."""
+    if max_tokens is None:
+        return [None] * n_domains
+    base, extra = divmod(max_tokens, n_domains)
+    return [base + (i < extra) for i in range(n_domains)]
