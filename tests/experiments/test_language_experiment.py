@@ -97,8 +97,11 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     trained = pd.read_csv(rep / "models.csv")
     assert list(trained["model"]) == models and (trained["perplexity"] > 1).all()
     # equal active parameters: expert width = active width / top-k
-    cfg = json.loads((out / "train-switch_k1" / "train" / "model" / "config.json").read_text())
-    assert (cfg["top_k"], cfg["expert_width"]) == (1, 64)
+    for model, k, width in (("switch_k1", 1, 64), ("switch", 2, 32), ("moex", 2, 32)):
+        cfg = json.loads((out / f"train-{model}" / "train" / "model" / "config.json").read_text())
+        assert (cfg["top_k"], cfg["expert_width"], cfg["num_experts"]) == (k, width, 4)
+    dense = json.loads((out / "train-dense_gelu" / "train" / "model" / "config.json").read_text())
+    assert dense["ffn_width"] == 64
     fig8 = pd.read_csv(rep / "fig8.csv")
     assert len(fig8) == 4 and (fig8["neurons"] == 8).all()
     deciles = pd.read_csv(rep / "fig8_deciles.csv")

@@ -123,7 +123,7 @@ def fig8_figure(dec: pd.DataFrame, out: Path) -> None:
     plt.close(fig)
 
 
-PROBE_STATS = ("best_unit_f1", "val_selected_test_f1")
+PROBE_STATS = ("best_unit_f1", "val_selected_test_f1", "mean_expert_f1_at_best_layer")
 
 
 def probe_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
@@ -170,6 +170,8 @@ def probe_gaps(probe: pd.DataFrame) -> pd.DataFrame:
                 row[f"{fam}_paper"] = get(model, fam, "best_unit_f1", k)
             row["moe_minus_routed_tokens"] = diff(row["moe_paper"], row["routed_tokens_paper"])
             row["moe_minus_dense_store"] = diff(row["moe_paper"], row["dense_store_paper"])
+            row["moe_mean_unit_at_best_layer"] = get(model, "expert",
+                                                     "mean_expert_f1_at_best_layer", k)
             out.append(row)
     return pd.DataFrame(out)
 
@@ -187,7 +189,7 @@ def sparsity_figure(probe: pd.DataFrame, out: Path) -> pd.DataFrame:
     table = sel.pivot_table(index=["model", "routing_density"], columns="statistic",
                             values="mean").reset_index().sort_values("routing_density")
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for stat in PROBE_STATS:
+    for stat in PROBE_STATS[:2]:
         if stat in table:
             ax.plot(table["routing_density"], table[stat], marker="o", label=f"MoE {stat}")
         dense = probe[(probe["model"] == "dense_gelu") & (probe["k"] == 1)
@@ -219,6 +221,27 @@ def labels_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
                      "share_at_or_below_all_yes": s.get("share_at_or_below_all_yes"),
                      "share_f1_at_least_0.8": s.get("share_at_least_0.8")})
     return pd.DataFrame(rows)
+
+
+def labels_by_layer(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
+    """Mean binary F1 of the labels per MoE layer (the paper: first layers hardest)."""
+    from moelens.experiments.language_experts import unit_records
+
+    rows = []
+    for name in stages:
+        if not name.startswith("labels-"):
+            continue
+        for rec in unit_records(root / name / "interpret"):
+            f1 = ((rec.get("scores") or {}).get("binary") or {}).get("metrics", {}).get("f1")
+            if rec["status"] == "ok" and f1 is not None:
+                rows.append({"model": name.removeprefix("labels-"), "layer": rec["unit"]["layer"],
+                             "f1": f1})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    g = df.groupby(["model", "layer"])["f1"]
+    return g.agg(["count", "mean", "median"]).reset_index().rename(
+        columns={"count": "experts", "mean": "mean_f1", "median": "median_f1"})
 
 
 def trigger_table(stages: dict[str, Any]) -> pd.DataFrame:
@@ -270,7 +293,8 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
     fig8_figure(deciles, rep / "figures" / "fig8_deciles.png")
     tables = {"models": models, "fig8": fig8, "fig8_deciles": deciles, "probe": probe,
               "probe_gaps": gaps, "probe_sparsity": sparsity,
-              "labels": labels_table(root, stages), "trigger": trigger_table(stages),
+              "labels": labels_table(root, stages),
+              "labels_by_layer": labels_by_layer(root, stages), "trigger": trigger_table(stages),
               "specialization": specialization_table(root, stages),
               "knowledge": knowledge_table(stages)}
     for name, df in tables.items():
@@ -279,7 +303,10 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
     lines = ["# Language experiment", "",
              f"Run directory `{root.name}`; {len(stages)} stages, "
              f"{summary['total_wall_seconds'] / 60:.1f} min of stage time. Corpus documents: "
-             f"{corpora.get('documents')} (an empty domain has no data).", "",
+             f"{corpora.get('documents')} (an empty domain has no data). Seeds: models "
+             f"{cfg.lm.seed}, analyses {cfg.seed}, probing {list(cfg.probe.seeds)}; one "
+             "trained model per kind, so every interval is over units, experts or concepts, "
+             "not over training seeds.", "",
              "## Models (equal active FFN width, equal budget)", "", *_md(models), "",
              "## Claim 1: MoE-X Fig. 8, neuron auto-interpretation", "", PAPER_FIG8, "",
              f"Layer {cfg.scored_layer}; balanced accuracy, mean over neurons [95% interval]; "
@@ -291,12 +318,15 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
              "(paper protocol): routed_tokens = the MoE's residual dimensions on each expert's "
              "own tokens, random_routing = same on random expert-sized subsets, dense_store = "
              "the dense model's MLP neurons on random expert-sized subsets, shuffled_labels = "
-             "each expert with permuted labels. All intervals in `probe.csv`.", "",
+             "each expert with permuted labels; moe_mean_unit_at_best_layer = the mean expert "
+             "at the best expert's layer (the distribution behind the maximum). All intervals "
+             "in `probe.csv`.", "",
              *_md(gaps), "", "k=1 F1 against routing sparsity (`figures/probe_sparsity.png`):",
              "", *_md(sparsity), "",
              "## Claim 3: experts as the unit", "", PAPER_LABELS, "",
              "Expert labels, binary test (10 held-out top windows + 10 other experts' windows):",
-             "", *_md(tables["labels"]), "",
+             "", *_md(tables["labels"]), "", "Per layer:", "", *_md(tables["labels_by_layer"]),
+             "",
              "Trigger -> target cases generated from the labels (matched = the expert on its own "
              "cases, control = on the other experts' cases):", "", *_md(tables["trigger"]), "",
              "Specialization (mean over experts; JSD and the small-sample null in bits):", "",
