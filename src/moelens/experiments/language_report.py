@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from moelens.experiments import language_figures as figs
 from moelens.rundir import atomic_write_text
 
 PAPER_FIG8 = ("MoE-X Fig. 8 (GPT-2 scale, 1000 layer-8 neurons, LLM explainer and judge): "
@@ -91,38 +92,6 @@ def fig8_tables(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, pd.Da
     return pd.DataFrame(head), pd.DataFrame(dec)
 
 
-def fig8_figure(dec: pd.DataFrame, out: Path) -> None:
-    """Accuracy per activation decile and on non-activating windows, one line per unit kind,
-    one panel per scorer (the layout of MoE-X Fig. 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if dec.empty:
-        return
-    scorers = sorted(set(dec["scorer"]))
-    fig, axes = plt.subplots(1, len(scorers), figsize=(5.5 * len(scorers), 3.6), squeeze=False)
-    for ax, scorer in zip(axes[0], scorers):
-        sel = dec[(dec["scorer"] == scorer) & (dec["n"] > 0)]
-        for j, ((kind, expl), g) in enumerate(sel.groupby(["units", "explainer"])):
-            g = g.sort_values("decile")
-            x = g["decile"].to_numpy() + (j - 1.5) * 0.08
-            y = g["rate"].astype(float).to_numpy()
-            err = [y - g["ci_low"].astype(float).to_numpy(), g["ci_high"].astype(float).to_numpy() - y]
-            ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=f"{kind} ({expl})")
-        ax.set_xticks(range(11), ["non-act."] + [str(i) for i in range(1, 11)])
-        ax.set_xlabel("activation decile")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.set_title(scorer)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-
-
 PROBE_STATS = ("best_unit_f1", "val_selected_test_f1", "mean_expert_f1_at_best_layer")
 
 
@@ -174,36 +143,6 @@ def probe_gaps(probe: pd.DataFrame) -> pd.DataFrame:
                                                      "mean_expert_f1_at_best_layer", k)
             out.append(row)
     return pd.DataFrame(out)
-
-
-def sparsity_figure(probe: pd.DataFrame, out: Path) -> pd.DataFrame:
-    """k=1 F1 against routing density for the MoEs (both protocols), the dense model as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sel = probe[(probe["k"] == 1) & (probe["family"] == "expert")] if not probe.empty else probe
-    if sel.empty:
-        return pd.DataFrame()
-    table = sel.pivot_table(index=["model", "routing_density"], columns="statistic",
-                            values="mean").reset_index().sort_values("routing_density")
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for stat in PROBE_STATS[:2]:
-        if stat in table:
-            ax.plot(table["routing_density"], table[stat], marker="o", label=f"MoE {stat}")
-        dense = probe[(probe["model"] == "dense_gelu") & (probe["k"] == 1)
-                      & (probe["statistic"] == stat) & (probe["family"] == "ffn")]
-        if len(dense):
-            ax.axhline(float(dense["mean"].iloc[0]), ls=":", color="grey")
-    ax.set_xlabel("routing density (top-k / experts)")
-    ax.set_ylabel("mean F1 at k=1")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return table
 
 
 def labels_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
@@ -289,8 +228,8 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
     fig8, deciles = fig8_tables(root, stages)
     probe = probe_table(root, stages)
     gaps = probe_gaps(probe)
-    sparsity = sparsity_figure(probe, rep / "figures" / "probe_sparsity.png")
-    fig8_figure(deciles, rep / "figures" / "fig8_deciles.png")
+    sparsity = figs.sparsity_figure(probe, rep / "figures" / "probe_sparsity.png", PROBE_STATS[:2])
+    figs.fig8_figure(deciles, rep / "figures" / "fig8_deciles.png")
     tables = {"models": models, "fig8": fig8, "fig8_deciles": deciles, "probe": probe,
               "probe_gaps": gaps, "probe_sparsity": sparsity,
               "labels": labels_table(root, stages),
