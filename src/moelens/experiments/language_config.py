@@ -88,6 +88,9 @@ class NeuronSettings:
 
     n_neurons: int = 200
     """random neurons per model (seeded; the paper: 1000)"""
+    alive_only: bool = True
+    """draw the random neurons among those that fire somewhere in the capture (a dead unit has
+    nothing to explain; false: among all, dead ones then count as skipped)"""
     n_explain: int = 40
     """activating windows shown to the explainer (stratified over deciles)"""
     n_test: int = 50
@@ -109,11 +112,14 @@ class ProbeSettings:
     """The Expert Strikes Back §2: k-sparse probing of the 58 concepts (every layer, every
     expert), with its controls."""
 
+    concepts: list[str] = field(default_factory=lambda: ["pos", "latex", "code", "text"])
+    """concept groups or names to probe (the paper's 58: pos latex code text; 'all' adds the
+    chess concepts)"""
     ks: list[int] = field(default_factory=lambda: [1, 64])
     """numbers of neurons per probe (the paper's headline: 1 and 64)"""
     seeds: list[int] = field(default_factory=lambda: [42])
     """probing seeds (each resamples concept tokens, splits and controls)"""
-    budget: int = 2000
+    budget: int = 5000
     """concept sampling budget (labelled tokens per concept)"""
     min_samples: int = 50
     """minimum positives and negatives for a unit to be probed"""

@@ -82,6 +82,7 @@ def fig8_tables(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, pd.Da
         explainer = "smollm2" if name.startswith("neurons-hf-") else "rules"
         summ = _json(root / name / "interpret" / "summary.json") or {}
         row = {"units": FIG8_UNITS[kind][2], "explainer": explainer,
+               "dead_in_space": stages[name]["summary"].get("dead_in_space"),
                "neurons": summ.get("units"), "scored": (summ.get("status") or {}).get("ok", 0)}
         for t in summ.get("table", []):
             if t["metric"] == "balanced_accuracy" and t["scorer"] in ("detection", "fuzzing"):
@@ -95,22 +96,57 @@ def fig8_tables(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, pd.Da
 PROBE_STATS = ("best_unit_f1", "val_selected_test_f1", "mean_expert_f1_at_best_layer")
 
 
-def probe_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
-    """Per model, family (probed units or control), statistic and k: mean F1 and its interval."""
+def probe_table(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, Any]:
+    """Per model, family (probed units or control), statistic and k: mean F1 and its interval,
+    every mean over the concepts all finished probe runs have (an MoE loses a concept when no
+    expert sees enough of it; means over different concept sets do not compare). Returns the
+    table and the comparison (None before any probe run is done)."""
+    from moelens.analysis.probing import compare, headline
+
+    names = [n for n in stages if n.startswith("probe-")
+             and (root / n / "probe" / "summary.json").exists()]
+    if not names:
+        return pd.DataFrame(), None
+    cmp = compare.compare([root / n / "probe" for n in names], n_boot=1000)
     rows = []
-    for name, st in stages.items():
-        if not name.startswith("probe-"):
+    for run in cmp.runs:
+        train = stages.get(f"train-{run.name}", {}).get("summary", {})
+        fams = [run.main] + [f for f in headline.BASELINES if f in set(run.stats["family"])]
+        for fam in fams:
+            for stat in PROBE_STATS:
+                for _, r in cmp.means(run, fam, stat).iterrows():
+                    rows.append({"model": run.name, "routing_density": train.get("routing_density"),
+                                 "family": fam, "statistic": stat, "k": int(r["k"]),
+                                 "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                                 "concepts": int(r["n_concepts"])})
+    return pd.DataFrame(rows), cmp
+
+
+def concept_wins(cmp: Any) -> pd.DataFrame:
+    """Per MoE and k: on how many shared concepts its best unit beats the dense model's (the
+    paper: MoEs win on 55-57 of 58), under both protocols."""
+    if cmp is None:
+        return pd.DataFrame()
+    runs = {r.name: r for r in cmp.runs}
+    if "dense_gelu" not in runs:
+        return pd.DataFrame()
+
+    def per_concept(run, stat):
+        s = run.stats[(run.stats["family"] == run.main) & run.stats["concept"].isin(cmp.concepts)]
+        return s.groupby(["k", "concept"])[stat].mean()
+
+    out = []
+    for name, run in runs.items():
+        if name == "dense_gelu":
             continue
-        model = name[6:]
-        train = stages.get(f"train-{model}", {}).get("summary", {})
-        summ = _json(root / name / "probe" / "summary.json") or {}
-        for r in summ.get("aggregates", []):
-            if r["seed"] == "all" and r["statistic"] in PROBE_STATS:
-                rows.append({"model": model, "routing_density": train.get("routing_density"),
-                             "family": r["family"], "statistic": r["statistic"], "k": r["k"],
-                             "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                             "concepts": r["n_concepts"]})
-    return pd.DataFrame(rows)
+        row: dict[str, Any] = {"model": name, "concepts": len(cmp.concepts)}
+        for stat, tag in (("best_unit_f1", "paper"), ("val_selected_test_f1", "corrected")):
+            moe, dense = per_concept(run, stat), per_concept(runs["dense_gelu"], stat)
+            both = pd.concat([moe.rename("moe"), dense.rename("dense")], axis=1).dropna()
+            for k, g in both.groupby(level="k"):
+                row[f"wins_{tag}_k{int(k)}"] = int((g["moe"] > g["dense"]).sum())
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def probe_gaps(probe: pd.DataFrame) -> pd.DataFrame:
@@ -226,12 +262,13 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
     stages = summary["stages"]
     models = models_table(stages)
     fig8, deciles = fig8_tables(root, stages)
-    probe = probe_table(root, stages)
+    probe, cmp = probe_table(root, stages)
     gaps = probe_gaps(probe)
+    wins = concept_wins(cmp)
     sparsity = figs.sparsity_figure(probe, rep / "figures" / "probe_sparsity.png", PROBE_STATS[:2])
     figs.fig8_figure(deciles, rep / "figures" / "fig8_deciles.png")
     tables = {"models": models, "fig8": fig8, "fig8_deciles": deciles, "probe": probe,
-              "probe_gaps": gaps, "probe_sparsity": sparsity,
+              "probe_gaps": gaps, "probe_wins": wins, "probe_sparsity": sparsity,
               "labels": labels_table(root, stages),
               "labels_by_layer": labels_by_layer(root, stages), "trigger": trigger_table(stages),
               "specialization": specialization_table(root, stages),
@@ -259,8 +296,9 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
              "the dense model's MLP neurons on random expert-sized subsets, shuffled_labels = "
              "each expert with permuted labels; moe_mean_unit_at_best_layer = the mean expert "
              "at the best expert's layer (the distribution behind the maximum). All intervals "
-             "in `probe.csv`.", "",
-             *_md(gaps), "", "k=1 F1 against routing sparsity (`figures/probe_sparsity.png`):",
+             "in `probe.csv`.", "", (cmp.note().capitalize() if cmp else "-") + ".", "",
+             *_md(gaps), "", "Concepts on which the MoE's best unit beats the dense model's:",
+             "", *_md(wins), "", "k=1 F1 against routing sparsity (`figures/probe_sparsity.png`):",
              "", *_md(sparsity), "",
              "## Claim 3: experts as the unit", "", PAPER_LABELS, "",
              "Expert labels, binary test (10 held-out top windows + 10 other experts' windows):",

@@ -53,15 +53,20 @@ def train_sae(stage: Path, store: Path, cfg: Any) -> dict[str, Any]:
     return out
 
 
-def random_neurons(store: Any, layer: int, space: str, n: int, seed: int) -> list[str]:
-    """``n`` distinct random neurons of (layer, space) as interpret unit names: ``E:I`` for
-    expert neurons (the wide view: any of num_experts x expert_width), ``I`` otherwise."""
+def random_neurons(store: Any, layer: int, space: str, n: int, seed: int,
+                   alive_only: bool = True) -> tuple[list[str], int]:
+    """``n`` distinct random neurons of (layer, space) as interpret unit names (``E:I`` for
+    expert neurons, the wide view's num_experts x expert_width; ``I`` otherwise), drawn among
+    the neurons that fire somewhere in the store when ``alive_only``; also the number of dead
+    neurons of the space."""
     width = int(store.width(layer, space))
-    total = width * (store.num_experts(layer) if space == "expert" else 1)
-    pick = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+    dead = np.asarray(store.unit_stats(layer, space)["dead"], dtype=bool).reshape(-1)
+    pool = np.flatnonzero(~dead) if alive_only else np.arange(dead.size)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(pool, size=min(n, pool.size), replace=False))
     if space == "expert":
-        return [f"{int(i) // width}:{int(i) % width}" for i in pick]
-    return [str(int(i)) for i in pick]
+        return [f"{int(i) // width}:{int(i) % width}" for i in pick], int(dead.sum())
+    return [str(int(i)) for i in pick], int(dead.sum())
 
 
 def neurons(stage: Path, store: Path, unit_kind: str, cfg: Any, explainer: str
@@ -75,8 +80,9 @@ def neurons(stage: Path, store: Path, unit_kind: str, cfg: Any, explainer: str
     space, semantics, _ = FIG8_UNITS[unit_kind]
     n = cfg.neurons
     count = n.n_neurons if explainer == "rules" else min(n.n_neurons, n.smollm2_neurons)
-    names = random_neurons(ActivationStore.open(store), cfg.scored_layer, space, n.n_neurons,
-                           cfg.seed)[:count]
+    names, dead = random_neurons(ActivationStore.open(store), cfg.scored_layer, space,
+                                 n.n_neurons, cfg.seed, n.alive_only)
+    names = names[:count]
     interpret(InterpretConfig(
         store=store, out=stage / "interpret", layer=[cfg.scored_layer], level="neuron",
         units=names, space=space, semantics=semantics, explainer=explainer,
@@ -85,8 +91,8 @@ def neurons(stage: Path, store: Path, unit_kind: str, cfg: Any, explainer: str
         min_examples=n.min_examples, negatives=["random"],
         hf=HFBackend(threads=cfg.lm.cpu_threads or None), seed=cfg.seed, quiet=cfg.quiet))
     # read back from the file: a rerun after a kill finds the run done and returns no summary
-    return headline(read_json(stage / "interpret" / "summary.json"), ("detection", "fuzzing"),
-                    "balanced_accuracy")
+    return {**headline(read_json(stage / "interpret" / "summary.json"),
+                       ("detection", "fuzzing"), "balanced_accuracy"), "dead_in_space": dead}
 
 
 def read_json(path: Path) -> Any:
@@ -107,7 +113,7 @@ def headline(summary: dict[str, Any], scorers: tuple[str, ...], metric: str) -> 
 
 def probe(stage: Path, store: Path, dense_store: Path | None, name: str, cfg: Any
           ) -> dict[str, Any]:
-    """k-sparse probing of every layer's experts (or dense MLP) on every available concept; for
+    """k-sparse probing of every layer's experts (or dense MLP) on the configured concepts; for
     an MoE with the routed-token, size-matched, dense-model and shuffled-label controls."""
     from moelens.analysis.probing.command import ProbeConfig
     from moelens.analysis.probing.run import probe as run_probe
@@ -115,7 +121,8 @@ def probe(stage: Path, store: Path, dense_store: Path | None, name: str, cfg: An
     p = cfg.probe
     moe = dense_store is not None
     run_probe(ProbeConfig(
-        store=store, out=stage / "probe", model=name, spaces=["expert"] if moe else ["ffn"],
+        store=store, out=stage / "probe", model=name, concepts=list(p.concepts),
+        spaces=["expert"] if moe else ["ffn"],
         ks=list(p.ks), seeds=list(p.seeds), budget=p.budget, min_samples=p.min_samples,
         baselines=moe, null=moe, bootstrap=p.bootstrap, dense_store=dense_store,
         quiet=cfg.quiet))
