@@ -124,6 +124,11 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     know = pd.read_csv(rep / "knowledge.csv")
     assert set(know["target_domain"]) == {"prose", "code", "latex"}
     assert {"specificity", "control_specificity"} <= set(know.columns)
+    # every domain has text in the control's corpus: ablations move the loss of each of them
+    assert (know.groupby("target_domain")["ranked_delta_target"].agg(lambda x: x.abs().max())
+            > 0).all()
+    shares = summary["stages"]["knowledge-moex"]["summary"]["tokens_per_domain"]
+    assert len(set(shares.values())) == 1 and set(shares) == {"prose", "code", "latex"}
     assert (rep / "trigger.csv").exists()
     tables = (rep / "tables.md").read_text()
     for needle in ("Claim 1", "Claim 2", "Claim 3", "0.667", "0.918", "shuffled_labels"):

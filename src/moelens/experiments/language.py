@@ -123,7 +123,7 @@ def steps(cfg: LanguageExperimentConfig) -> list[Step]:
                         {**own, "ks": cfg.experts.spec_ks}))
         out.append(Step(f"knowledge-{m.name}", f"knowledge control of {m.name}",
                         lambda p, m=m: _knowledge(p, _model(root, m.name), cfg),
-                        {**own, "experts": experts}))
+                        {**own, "experts": experts, "corpus": "balanced per domain"}))
     return out
 
 

@@ -123,17 +123,51 @@ def specialize(stage: Path, model_dir: Path, store: Path, files: list[Path], cfg
     return {"mean_specialization": summ.get("mean_specialization")}
 
 
+def balanced_corpus(out: Path, files: list[Path], model_dir: Path, tokens: int, seed: int
+                    ) -> dict[str, int]:
+    """A corpus with about ``tokens / len(files)`` tokens of every domain (seeded document
+    choice), written to ``out`` as .jsonl records with their ``domain``; returns the tokens per
+    domain. The knowledge control cuts its corpus after its token budget, so the domain files one
+    after the other would give it only the first domain's text."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from moelens.rundir import atomic_write_text
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    share, lines, counts = tokens // len(files), [], {}
+    for i, path in enumerate(files):
+        docs = [json.loads(x)["text"] for x in path.read_text(encoding="utf-8").splitlines()
+                if x.strip()]
+        order = np.random.default_rng([seed, i]).permutation(len(docs))
+        n = 0
+        for j in order:
+            if n >= share:
+                break
+            ids = tok.encode(docs[j], add_special_tokens=False).ids
+            text = docs[j] if n + len(ids) <= share else tok.decode(ids[:share - n])
+            lines.append(json.dumps({"text": text, "domain": path.stem}))
+            n += min(len(ids), share - n)
+        counts[path.stem] = n
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return counts
+
+
 def knowledge(stage: Path, model_dir: Path, files: list[Path], cfg: Any) -> dict[str, Any]:
     """Knowledge control by domain: ablate each domain's top-n experts (by routing share) and,
-    as the control, n random experts; Δ loss on the domain and on the others."""
+    as the control, n random experts; Δ loss on the domain and on the others. Every domain gets
+    an equal share of the token budget."""
     from moelens.analysis.causal import knowledge_job
     from moelens.analysis.causal.command import KnowledgeConfig
 
     e = cfg.experts
+    corpus = stage / "corpus.jsonl"
+    counts = balanced_corpus(corpus, files, model_dir, e.knowledge_tokens, cfg.seed)
     n_max = cfg.lm.n_layer * cfg.lm.num_experts
     knowledge_job.run(KnowledgeConfig(
-        model=str(model_dir), corpus=files, ctx=cfg.corpus.capture_ctx,
-        tokens=e.knowledge_tokens, ns=[n for n in e.knowledge_ns if n <= n_max],
+        model=str(model_dir), corpus=[corpus], ctx=cfg.corpus.capture_ctx,
+        ns=[n for n in e.knowledge_ns if n <= n_max],
         controls=e.knowledge_controls, seed=cfg.seed, threads=cfg.lm.cpu_threads or None,
         out=stage / "knowledge", quiet=cfg.quiet))
-    return {"curves": read_json(stage / "knowledge" / "summary.json")["curves"]}
+    return {"tokens_per_domain": counts,
+            "curves": read_json(stage / "knowledge" / "summary.json")["curves"]}
