@@ -175,6 +175,10 @@ def probe_gaps(probe: pd.DataFrame) -> pd.DataFrame:
                 row[f"{fam}_paper"] = get(model, fam, "best_unit_f1", k)
             row["moe_minus_routed_tokens"] = diff(row["moe_paper"], row["routed_tokens_paper"])
             row["moe_minus_dense_store"] = diff(row["moe_paper"], row["dense_store_paper"])
+            for fam in ("routed_tokens", "dense_store"):
+                row[f"{fam}_corrected"] = get(model, fam, "val_selected_test_f1", k)
+            row["moe_minus_dense_store_corrected"] = diff(row["moe_corrected"],
+                                                          row["dense_store_corrected"])
             row["moe_mean_unit_at_best_layer"] = get(model, "expert",
                                                      "mean_expert_f1_at_best_layer", k)
             out.append(row)
