@@ -82,6 +82,13 @@ COMMANDS: dict[str, Command] = {
                                 "the MoE-X chess comparison: train every model, score the board "
                                 "metrics, write the paper's tables (resumable)",
                                 preset_kind="chess-experiment", default_preset="chess-small"),
+    "experiment language": Command("moelens.experiments.language", "LanguageExperimentConfig",
+                                   "run", "both papers' language-side claims on dense, Switch, "
+                                   "MoE-X and top-k MoE models: neuron auto-interpretation, "
+                                   "k-sparse probing with controls, expert labels, trigger "
+                                   "cases, specialization, knowledge control (resumable)",
+                                   preset_kind="language-experiment",
+                                   default_preset="language-small"),
 }
 
 

@@ -19,38 +19,19 @@ LANG_KINDS = {"dense_gelu": "dense-gelu", "switch": "switch", "moex": "moex"}
 
 def corpora(stage: Path, cfg: Any) -> dict[str, Any]:
     """Build the prose and code corpora (no POS tags, no concept counts)."""
-    from moelens.data.corpora.build import build_corpora
-    from moelens.data.corpora.config import CorporaConfig
-    from moelens.errors import DataError
+    from moelens.experiments.text_lm import build_corpora
 
     lang = cfg.language
-    out = stage / "corpora"
-    manifest = build_corpora(CorporaConfig(
-        out=out, kinds=["prose", "code"], sources=list(lang.sources), install=lang.install,
-        tag_pos=False,
-        count_concepts=False, max_docs_per_source=lang.max_docs_per_source, quiet=cfg.quiet),
-        log=lambda _msg: None)
-    docs = {k: v["n_docs"] for k, v in manifest["kinds"].items()}
-    if not sum(docs.values()):
-        raise DataError("the offline corpora are empty; install their Debian packages (rerun with "
-                        "--language.install) or pass --language.enabled false")
-    return {"documents": docs, "chars": {k: v["n_chars"] for k, v in manifest["kinds"].items()}}
+    return build_corpora(stage / "corpora", ["prose", "code"], lang.sources, lang.install,
+                         lang.max_docs_per_source, cfg.quiet)
 
 
 def text_data(stage: Path, corpora_stage: Path, cfg: Any) -> dict[str, Any]:
     """Tokenize the corpora (a BPE trained on the training documents) into a token directory."""
-    from moelens.data.commands import TextDataConfig
-    from moelens.data.text import build_text
-    from moelens.data.tokens import TokenData
+    from moelens.experiments.text_lm import corpus_files, tokenize
 
-    files = [p for p in (corpora_stage / "corpora" / f"{k}.jsonl" for k in ("prose", "code"))
-             if p.exists() and p.stat().st_size > 0]
-    build_text(TextDataConfig(inputs=files, out=stage / "data",
-                              vocab_size=cfg.language.vocab_size, val_fraction=0.05,
-                              quiet=cfg.quiet))
-    meta = TokenData(stage / "data").meta
-    return {"train_tokens": meta["n_train"], "val_tokens": meta["n_val"],
-            "vocab_size": meta["vocab_size"]}
+    files = corpus_files(corpora_stage / "corpora", ["prose", "code"])
+    return tokenize(stage / "data", files, cfg.language.vocab_size, cfg.quiet)
 
 
 def lang_settings(kind: str, cfg: Any) -> dict[str, Any]:
@@ -60,10 +41,7 @@ def lang_settings(kind: str, cfg: Any) -> dict[str, Any]:
 
 def train_language(kind: str, stage: Path, data: Path, cfg: Any) -> dict[str, Any]:
     """Train one language model and measure its perplexity on the whole held-out split."""
-    from moelens.training.command import ModelSpec, TrainConfig
-    from moelens.training.evaluate import EvalConfig
-    from moelens.training.loop import train
-    from moelens.training.scoring import evaluate
+    from moelens.experiments.text_lm import Schedule, train_lm
 
     lang, m, t = cfg.language, cfg.model, cfg.train
     spec = {"preset": LANG_KINDS[kind], "n_layer": lang.n_layer, "n_head": m.n_head,
@@ -73,13 +51,9 @@ def train_language(kind: str, stage: Path, data: Path, cfg: Any) -> dict[str, An
     else:
         spec.update(num_experts=m.num_experts, top_k=m.top_k,
                     expert_width=m.expert_width * lang.n_embd // m.n_embd)
-    out = stage / "train"
-    train(TrainConfig(data=data, out=out, model=ModelSpec(**spec), ctx=lang.ctx,
-                      batch_size=lang.batch_size, max_iters=lang.max_iters, lr=t.lr,
-                      min_lr=t.min_lr, warmup_iters=min(t.warmup_iters, lang.max_iters - 1),
-                      eval_interval=0, eval_iters=t.eval_iters,
-                      log_interval=max(1, lang.max_iters // 20), ckpt_interval=t.ckpt_interval,
-                      dtype=t.dtype, device=t.device, cpu_threads=t.cpu_threads,
-                      seed=cfg.seeds[0], resume=True, quiet=cfg.quiet))
-    res = evaluate(EvalConfig(model=out / "model", data=data, device=t.device, quiet=True))
-    return {"val_loss": res["loss"], "perplexity": res["perplexity"], "tokens": res["tokens"]}
+    sched = Schedule(ctx=lang.ctx, batch_size=lang.batch_size, max_iters=lang.max_iters,
+                     lr=t.lr, min_lr=t.min_lr, warmup_iters=t.warmup_iters,
+                     eval_iters=t.eval_iters, ckpt_interval=t.ckpt_interval, dtype=t.dtype,
+                     device=t.device, cpu_threads=t.cpu_threads)
+    res = train_lm(stage / "train", data, spec, sched, cfg.seeds[0], cfg.quiet)
+    return {k: res[k] for k in ("val_loss", "perplexity", "tokens")}

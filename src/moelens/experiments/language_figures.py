@@ -1,0 +1,87 @@
+"""Figures of the language experiment's report: MoE-X Fig. 8's layout (accuracy per activation
+decile, one panel per scorer) and k=1 probing F1 against routing sparsity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def fig8_figure(dec: pd.DataFrame, out: Path) -> None:
+    """Accuracy per activation decile and on non-activating windows, one line per unit kind,
+    one panel per scorer (the layout of MoE-X Fig. 8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if dec.empty:
+        return
+    scorers = sorted(set(dec["scorer"]))
+    fig, axes = plt.subplots(1, len(scorers), figsize=(5.5 * len(scorers), 3.6), squeeze=False)
+    for ax, scorer in zip(axes[0], scorers):
+        sel = dec[(dec["scorer"] == scorer) & (dec["n"] > 0)]
+        for j, ((kind, expl), g) in enumerate(sel.groupby(["units", "explainer"])):
+            g = g.sort_values("decile")
+            x = g["decile"].to_numpy() + (j - 1.5) * 0.08
+            y = g["rate"].astype(float).to_numpy()
+            err = [y - g["ci_low"].astype(float).to_numpy(), g["ci_high"].astype(float).to_numpy() - y]
+            ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=f"{kind} ({expl})")
+        ax.set_xticks(range(11), ["non-act."] + [str(i) for i in range(1, 11)])
+        ax.set_xlabel("activation decile")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(scorer)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def sparsity_figure(probe: pd.DataFrame, out: Path, stats: tuple[str, ...]) -> pd.DataFrame:
+    """k=1 F1 against routing density for the MoEs (both protocols), the dense model as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = probe[(probe["k"] == 1) & (probe["family"] == "expert")] if not probe.empty else probe
+    if sel.empty:
+        return pd.DataFrame()
+    table = sel.pivot_table(index=["model", "routing_density"], columns="statistic",
+                            values="mean").reset_index().sort_values("routing_density")
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for stat in stats:
+        if stat in table:
+            ax.plot(table["routing_density"], table[stat], marker="o", label=f"MoE {stat}")
+        dense = probe[(probe["model"] == "dense_gelu") & (probe["k"] == 1)
+                      & (probe["statistic"] == stat) & (probe["family"] == "ffn")]
+        if len(dense):
+            ax.axhline(float(dense["mean"].iloc[0]), ls=":", color="grey")
+    ax.set_xlabel("routing density (top-k / experts)")
+    ax.set_ylabel("mean F1 at k=1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return table
+
+
+def labels_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name, st in stages.items():
+        if not name.startswith("labels-"):
+            continue
+        s = st["summary"]
+        b = s.get("binary") or {}
+        rows.append({"model": name.removeprefix("labels-").removeprefix("hf-"),
+                     "explainer": "smollm2" if name.startswith("labels-hf-") else "rules",
+                     "experts": s.get("units"), "labelled": (s.get("status") or {}).get("ok", 0),
+                     "binary_f1": _ci(b.get("mean"), b.get("ci_low"), b.get("ci_high")),
+                     "all_yes_f1": b.get("baseline"),
+                     "share_at_or_below_all_yes": s.get("share_at_or_below_all_yes"),
+                     "share_f1_at_least_0.8": s.get("share_at_least_0.8")})
+    return pd.DataFrame(rows)
