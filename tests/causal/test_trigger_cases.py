@@ -112,3 +112,17 @@ def test_labels_that_are_not_an_interpret_output(planted_dirs, tmp_path):
                    "--llm.model", "m", "--out", tmp_path / "out")
     assert_user_error(proc, "not a 'moelens interpret' output directory", "--out directory")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_model_writes_cases_too(tmp_path):
+    """The hf backend goes through the same path; a random tiny model's answers are no JSON, so
+    every expert's answer is a counted failure and no case is made up."""
+    from ai_helpers import tiny_llama
+
+    from moelens.analysis.autointerp.clients.hf import HFClient
+
+    client = HFClient(str(tiny_llama(tmp_path / "lm")), ResponseCache(tmp_path / "cache"))
+    cases, report = generate_cases(labels_dir(tmp_path / "labels"), client, char_tokenizer(), n_per_expert=2,
+                                   max_tokens=8)
+    assert cases.cases == [] and report["failures"] == 3 and report["usage"]["requests"] == 3
+    assert all(f["raw"] is not None for f in report["failed_answers"])
