@@ -60,6 +60,9 @@ COMMANDS: dict[str, Command] = {
                           "routing statistics and input/output specialization of every expert of a store"),
     "causal trigger": Command("moelens.analysis.causal.command", "TriggerConfig", "run_trigger",
                               "trigger -> target test of labelled experts (direct logit attribution)"),
+    "causal cases": Command("moelens.analysis.causal.command", "CasesConfig", "run_cases",
+                            "trigger -> target test cases written by an LLM from 'moelens interpret' "
+                            "labels, validated as 'causal trigger' validates a cases file"),
     "sae train": Command("moelens.analysis.sae.command", "SaeTrainConfig", "run",
                          "train a sparse autoencoder (TopK or ReLU + L1) on a dense space of a "
                          "store; its latents become the store's unit space 'sae'"),

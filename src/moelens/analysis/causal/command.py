@@ -1,4 +1,4 @@
-"""``moelens causal ablate | knowledge | trigger``: the typed configs and thin ``run`` functions.
+"""``moelens causal ablate | knowledge | trigger | cases``: the typed configs and thin ``run`` functions.
 
 The work is in the ``*_job`` modules; these check the flags and print where results went.
 """
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from moelens.analysis.autointerp.command import HFBackend, LLMBackend
 from moelens.capture.placed import PlacementFlags
 from moelens.errors import ConfigError
 
@@ -137,6 +138,45 @@ class TriggerConfig(_Placed):
             raise ConfigError("--cases is required: a JSON file of trigger/target test cases")
 
 
+@dataclass
+class CasesConfig:
+    labels: Path | None = None
+    """output directory of a finished 'moelens interpret' run (expert level): its labels"""
+    model: str = ""
+    """the model the cases are for (its tokenizer checks each target); a local directory or hub id"""
+    backend: Literal["llm", "hf"] = "llm"
+    """who writes the cases: llm (an OpenAI-compatible endpoint, --llm.*) or hf (a local model, --hf.*)"""
+    llm: LLMBackend = field(default_factory=LLMBackend)
+    """OpenAI-compatible endpoint settings"""
+    hf: HFBackend = field(default_factory=HFBackend)
+    """local model settings"""
+    n_cases: int = 5
+    """cases asked for per labelled expert (the answer may take 60 tokens per case, or the backend's
+    --llm.max_tokens / --hf.max_new_tokens when larger)"""
+    examples: int = 3
+    """activating windows of each expert shown in its prompt (drawn with --seed)"""
+    cache_dir: Path | None = None
+    """response cache (default: OUT/cache; kept by --overwrite)"""
+    seed: int = 0
+    """seed of the windows shown"""
+    out: Path = Path("runs/causal/cases")
+    """output directory: cases.json (for 'moelens causal trigger --cases'), report.json"""
+    overwrite: bool = False
+    """redo a finished run in OUT (the response cache is kept)"""
+    quiet: bool = False
+    """print nothing but errors"""
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            raise ConfigError("--labels is required: the output directory of a 'moelens interpret' run")
+        if not self.model:
+            raise ConfigError("--model is required: the model the cases are for (its tokenizer checks targets)")
+        if self.backend == "llm" and not self.llm.model:
+            raise ConfigError("the llm backend needs --llm.model (the model name the endpoint serves)")
+        if self.n_cases < 1 or self.examples < 0:
+            raise ConfigError("--n_cases must be at least 1 and --examples non-negative")
+
+
 def run_ablate(cfg: AblateConfig) -> int:
     from moelens.analysis.causal.ablate_job import ablate
 
@@ -187,4 +227,20 @@ def run_trigger(cfg: TriggerConfig) -> int:
     for t in res.table:
         print(f"  {t['kind']}: n={t['n']}, rank 1 {t['rank 1']:.2f}, rank 2-3 {t['rank 2-3']:.2f}, "
               f"rest {t['rest']:.2f}, not routed {t['not routed']:.2f}")
+    return 0
+
+
+def run_cases(cfg: CasesConfig) -> int:
+    from moelens.analysis.causal.cases_job import run
+
+    res = run(cfg)
+    if cfg.quiet:
+        return 0
+    if res.skipped:
+        print(f"causal cases: {res.path} is already done; pass --overwrite to redo it")
+        return 0
+    r = res.report
+    print(f"causal cases: {r['cases']} cases for {r['experts']} labelled experts ({r['rejected']} rejected, "
+          f"{r['failures']} answers unusable; see report.json) -> {res.path / 'cases.json'}")
+    print(f"  test them: moelens causal trigger --model {cfg.model} --cases {res.path / 'cases.json'}")
     return 0
