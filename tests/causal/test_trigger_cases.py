@@ -13,7 +13,7 @@ from clitools import assert_user_error, run_cli
 
 from moelens.analysis.autointerp.clients.base import ResponseCache
 from moelens.analysis.autointerp.clients.openai_compat import OpenAIClient, OpenAISettings
-from moelens.analysis.causal.trigger_cases import generate_cases
+from moelens.analysis.causal.trigger_cases import Label, generate_cases, parse_answer, validate
 
 from .planted import char_tokenizer, tid
 
@@ -126,3 +126,15 @@ def test_a_local_model_writes_cases_too(tmp_path):
                                    max_tokens=8)
     assert cases.cases == [] and report["failures"] == 3 and report["usage"]["requests"] == 3
     assert all(f["raw"] is not None for f in report["failed_answers"])
+
+
+def test_an_answer_is_cut_to_n_cases_and_blank_fields_are_rejected():
+    label = Label("L0.expert_out.E3", 0, 3, "the letter q", [], ["z"])
+    items = parse_answer(json.dumps([{"text": "   ", "trigger": "q", "target": "z"},
+                                     {"text": "the quick fox", "trigger": "q", "target": " z "},
+                                     {"text": "quiet quarters", "trigger": "q", "target": "z"}]))
+    got = validate(label, items, 2, char_tokenizer())  # the third case is past n
+    assert [c.text for c in got.cases] == ["the quick fox"] and got.cases[0].target == "z"
+    assert [r["id"] for r in got.rejected] == ["L0.expert_out.E3.0"]
+    assert "non-empty text" in got.rejected[0]["reason"]
+    assert parse_answer("") is None and parse_answer('{"cases": 3}') is None
