@@ -70,18 +70,3 @@ def sparsity_figure(probe: pd.DataFrame, out: Path, stats: tuple[str, ...]) -> p
     return table
 
 
-def labels_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    for name, st in stages.items():
-        if not name.startswith("labels-"):
-            continue
-        s = st["summary"]
-        b = s.get("binary") or {}
-        rows.append({"model": name.removeprefix("labels-").removeprefix("hf-"),
-                     "explainer": "smollm2" if name.startswith("labels-hf-") else "rules",
-                     "experts": s.get("units"), "labelled": (s.get("status") or {}).get("ok", 0),
-                     "binary_f1": _ci(b.get("mean"), b.get("ci_low"), b.get("ci_high")),
-                     "all_yes_f1": b.get("baseline"),
-                     "share_at_or_below_all_yes": s.get("share_at_or_below_all_yes"),
-                     "share_f1_at_least_0.8": s.get("share_at_least_0.8")})
-    return pd.DataFrame(rows)

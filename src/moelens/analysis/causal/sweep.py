@@ -120,8 +120,9 @@ def score(base_logp: torch.Tensor, base_p: torch.Tensor, new_logits: torch.Tenso
     return (d_ce * valid).cpu(), (kl * valid).cpu()
 
 
-class _Records:
-    """Sink keeping what the sweeps need from the unmodified run."""
+class Records:
+    """Sink keeping the routing, routed expert rows and residual stream of one forward (of the
+    layers in ``keep``, default all): what the sweeps and the trigger test read of a run."""
 
     def __init__(self, keep: Iterable[int] | None = None) -> None:
         self.keep = None if keep is None else set(keep)
@@ -220,7 +221,7 @@ def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[i
     """The unmodified run, keeping what ``layers`` need (each on the device its layer ran on).
     Every MoE layer is hooked the same way whichever layers are swept, so the baseline is
     bitwise the same for every list of cells."""
-    rec = _Records(keep=layers)
+    rec = Records(keep=layers)
     blocks: dict[int, torch.Tensor] = {}
     hooks = [adapter.ffn_block(l).register_forward_hook(
         lambda m, a, out, l=l: blocks.__setitem__(l, _first(out).detach())) for l in layers]
@@ -290,7 +291,7 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
     layers = sorted({c.layer for c in cells})
     dev = input_device(model)
     for batch in windows.batches:
-        rec = _Records()
+        rec = Records()
         ids, mask = batch.ids.to(dev), batch.mask.to(dev)
         with adapter.attach(rec, layers, spaces=["expert"]):
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits

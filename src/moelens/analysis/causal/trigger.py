@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from moelens.analysis.causal.sweep import Records
 from moelens.errors import ConfigError, DataError
 
 CATEGORIES = ("rank 1", "rank 2-3", "rest", "not routed")
@@ -129,34 +130,11 @@ def trigger_positions(text: str, trigger: str, offsets: list[tuple[int, int]]) -
     return [i for i, (a, b) in enumerate(offsets) if b > a and any(a < e and b > s for s, e in spans)]
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.route: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.rows: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self.res: dict[int, torch.Tensor] = {}
-
-    def routing(self, layer: int, ids: torch.Tensor, weights: torch.Tensor) -> None:
-        self.route[layer] = (ids, weights)
-
-    def expert_rows(self, layer: int, token_idx: torch.Tensor, expert_idx: torch.Tensor,
-                    hidden: torch.Tensor, out: torch.Tensor) -> None:
-        self.rows[layer] = (token_idx, expert_idx, out)
-
-    def shared(self, *args: Any) -> None:
-        pass
-
-    def ffn(self, *args: Any) -> None:
-        pass
-
-    def resid(self, layer: int, hidden: torch.Tensor) -> None:
-        self.res[layer] = hidden
-
-
 @torch.no_grad()
 def attributions(model: torch.nn.Module, adapter: Any, ids: torch.Tensor, layers: list[int]) -> dict[str, Any]:
     """One forward of ``ids`` [T]: routing, expert outputs and FFN block outputs at ``layers``
     and the final residual stream (before the final norm)."""
-    sink, blocks = _Sink(), {}
+    sink, blocks = Records(), {}
     last = adapter.num_layers - 1
 
     def keep(layer: int):
