@@ -17,7 +17,8 @@ from .family_models import MOE_FAMILIES, VOCAB, model
 
 
 def tiny_windows(seed: int = 0) -> Windows:
-    """Two right-padded batches of random windows from two domains."""
+    """Two right-padded batches of random windows from two domains, with random labels of two
+    concepts (and a third that labels nothing)."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for lengths, domains in (([6, 4, 5], [0, 1, 0]), ([5, 6], [1, 1])):
@@ -27,8 +28,9 @@ def tiny_windows(seed: int = 0) -> Windows:
         for r, n in enumerate(lengths):
             mask[r, :n] = 1
             ids[r, n:] = 0
-        batches.append(Batch(ids, mask, torch.tensor(domains)))
-    return Windows(batches, ["code", "prose"], 26)
+        concepts = (torch.rand(len(lengths), t, 3, generator=gen) < torch.tensor([0.5, 0.3, 0.0])) & mask.bool()[..., None]
+        batches.append(Batch(ids, mask, torch.tensor(domains), concepts))
+    return Windows(batches, ["code", "prose"], 26, ["c0", "c1", "never"])
 
 
 def cells_of(adapter):
@@ -38,8 +40,8 @@ def cells_of(adapter):
 def assert_rows_close(fast, ref):
     assert len(fast) == len(ref)
     for a, b in zip(fast, ref):
-        assert {k: a[k] for k in ("layer", "expert", "domain", "status", "tokens", "tokens_routed")} == \
-               {k: b[k] for k in ("layer", "expert", "domain", "status", "tokens", "tokens_routed")}
+        keys = ("layer", "expert", "domain", "concept", "status", "tokens", "tokens_routed")
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
         for key in ("delta_loss", "kl", "delta_loss_routed"):
             x, y = a[key], b[key]
             if math.isnan(y):
@@ -80,6 +82,8 @@ def check_parity(fam, ablation):
     assert_rows_close(fast, ref)
     tested = [r for r in ref if r["status"] == "tested" and r["domain"] == "all"]
     assert tested and any(abs(r["delta_loss"]) > 1e-4 for r in tested), "no ablation did anything"
+    assert {r["concept"] for r in tested} >= {"all", "c0", "c1"}  # concept rows are compared too
+    assert all(r["status"] == "untested" for r in ref if r["concept"] == "never")
 
 
 def test_untested_cells_and_domains():
@@ -89,6 +93,8 @@ def test_untested_cells_and_domains():
     layer = adapter.moe_layers()[0]
     rows = sweep(m, adapter, windows, cells_of(adapter)[: adapter.num_experts(layer)])
     assert {r["domain"] for r in rows} == {"all", "code", "prose"}
+    assert {r["concept"] for r in rows} == {"all", "c0", "c1", "never"}
+    rows = [r for r in rows if r["concept"] == "all"]
     by = {(r["expert"], r["domain"]): r for r in rows}
     for (e, dom), r in by.items():
         assert r["tokens"] == {"all": 21, "code": 9, "prose": 12}[dom]  # scored next-token positions
@@ -116,6 +122,6 @@ def test_groups_make_rows_independent_of_the_other_cells():
     gs = groups(cells, 4)
     assert [c for g in gs for c in g] == sorted(cells)
     parts = [r for rank in range(2) for g in gs[rank::2] for r in sweep(m, adapter, windows, g, group_size=4)]
-    key = lambda r: (r["layer"], r["expert"], r["domain"])  # noqa: E731
+    key = lambda r: (r["layer"], r["expert"], r["domain"], r["concept"])  # noqa: E731
     plain = lambda rows: [{k: "nan" if v != v else v for k, v in r.items()} for r in sorted(rows, key=key)]  # noqa: E731
     assert plain(parts) == plain(whole)  # bitwise: same groups, same forwards

@@ -37,22 +37,25 @@ def ablate(cfg: Any) -> AblateResult:
     """Run (or resume) the sweep of ``cfg`` into the stage ``cfg.out``."""
     from moelens.rundir import Stage
 
-    placement = cfg.placement()  # bad placement flags fail before anything else
+    placement = cfg.placement()  # bad placement flags and concept names fail before anything else
+    concepts = common.concepts_of(cfg.concepts, cfg.concept_variant)
     with common.process_group() as ranks:
         stage = Stage(Path(cfg.out))
         if stage.done and not cfg.overwrite:
             common.check_done(stage.path, cfg, "causal ablate")
             return AblateResult(stage.path, skipped=True, rank=ranks.rank)
         with common.loaded(cfg, placement, say=ranks.rank == 0) as (model, tok, adapter):
-            return _ablate(cfg, placement, ranks, stage, model, tok, adapter)
+            return _ablate(cfg, placement, ranks, stage, model, tok, adapter, concepts)
 
 
-def _ablate(cfg: Any, placement: Any, ranks: Any, stage: Any, model: Any, tok: Any, adapter: Any) -> AblateResult:
+def _ablate(cfg: Any, placement: Any, ranks: Any, stage: Any, model: Any, tok: Any, adapter: Any,
+            concepts: list[Any]) -> AblateResult:
     from moelens.rundir import atomic_write_json
 
     cells = common.choose_cells(adapter, cfg.layers, cfg.experts)
-    windows = common.windows_of(cfg, tok)
+    windows = common.windows_of(cfg, tok, concepts)
     if ranks.rank == 0:
+        _warn_empty(windows)
         stage.begin(cfg, overwrite=cfg.overwrite)
     ranks.barrier()
     parts = stage.path / "parts" / common.settings_key(cfg, placement)
@@ -69,7 +72,8 @@ def _ablate(cfg: Any, placement: Any, ranks: Any, stage: Any, model: Any, tok: A
     summary = _summary(cfg, rows, windows)
     atomic_write_json(stage.path / "summary.json", summary)
     if cfg.figures:
-        figures.ablation_heatmap(rows, stage.path / "figures" / "ablation_heatmap.png")
+        every_token = [r for r in rows if r["concept"] == "all"]
+        figures.ablation_heatmap(every_token, stage.path / "figures" / "ablation_heatmap.png")
     shutil.rmtree(stage.path / "parts", ignore_errors=True)
     stage.finish({"rows": len(rows)})
     return AblateResult(stage.path, rows=rows, summary=summary)
@@ -96,11 +100,26 @@ def _run(cfg: Any, model: Any, adapter: Any, windows: Any, mine: list[list[Cell]
                 atomic_write_json(parts / _part_name(g), [r for r in rows if (r["layer"], r["expert"]) in keep])
 
 
+def _warn_empty(windows: Any) -> None:
+    """A concept no scored token of the corpus carries gets only untested rows. That is a warning,
+    not an error: with a group or 'all' some concepts are absent from any one corpus, and the
+    rows say so truthfully (untested, NaN), so the other concepts' sweep is not refused for it;
+    it comes before the sweep, so a mistyped pattern can still be stopped at once."""
+    import sys
+
+    empty = [name for name, n in zip(windows.concepts, windows.concept_tokens()) if n == 0]
+    if empty:
+        print(f"warning: {len(empty)} concept(s) label no scored token of this corpus ({', '.join(empty[:8])}"
+              f"{', ...' if len(empty) > 8 else ''}): their rows will be untested; check the names or "
+              "give a corpus that has them", file=sys.stderr, flush=True)
+
+
 def _summary(cfg: Any, rows: list[dict[str, Any]], windows: Any) -> dict[str, Any]:
-    overall = [r for r in rows if r["domain"] == "all"]
+    overall = [r for r in rows if r["domain"] == "all" and r["concept"] == "all"]
     tested = [r for r in overall if r["status"] == "tested"]
     top = sorted(tested, key=lambda r: -r["delta_loss"])[:10]
     return {"model": cfg.model, "ablation": cfg.ablation, "cells": len(overall), "tested": len(tested),
             "untested": len(overall) - len(tested), "tokens": int(overall[0]["tokens"]) if overall else 0,
             "domains": windows.domains,
+            "concepts": dict(zip(windows.concepts, windows.concept_tokens())),
             "top": [{k: r[k] for k in ("layer", "expert", "delta_loss", "kl", "tokens_routed")} for r in top]}

@@ -73,6 +73,12 @@ class AblateConfig(_ModelCorpus):
     """experts of a layer stacked into one forward (and one unit of work for torchrun)"""
     tail_tokens: int = 4096
     """at most this many tokens in one stacked forward"""
+    concepts: list[str] = field(default_factory=list)
+    """concepts whose tokens get their own rows (Δ loss on the tokens carrying each): concept
+    names, group names (e.g. latex), 'all', or user concepts such as 'regex:...'; needs a fast
+    tokenizer (default: none)"""
+    concept_variant: Literal["fixed", "paper"] = "fixed"
+    """concept definitions: 'fixed' (defects corrected) or 'paper' (exactly as published)"""
     out: Path = Path("runs/causal/ablate")
     """output directory (a run stage: config.json, ablate.csv, summary.json, figures/)"""
 
@@ -189,6 +195,8 @@ def run_ablate(cfg: AblateConfig) -> int:
     s = res.summary
     print(f"causal ablate: {s['cells']} experts ({s['untested']} never routed: untested) over "
           f"{s['tokens']} tokens -> {res.path / 'ablate.csv'}")
+    if s["concepts"]:
+        print("  concept rows (tokens scored): " + ", ".join(f"{k} ({v})" for k, v in s["concepts"].items()))
     for r in s["top"][:5]:
         print(f"  layer {r['layer']} expert {r['expert']}: Δ loss {r['delta_loss']:+.4f} "
               f"(KL {r['kl']:.4f}, {r['tokens_routed']} tokens routed)")

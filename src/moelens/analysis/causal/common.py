@@ -35,14 +35,56 @@ def loaded(cfg: Any, placement: Any, say: bool = True) -> Iterator[tuple[Any, An
         yield model, tok, get_adapter(model)
 
 
-def windows_of(cfg: Any, tokenizer: Any) -> Windows:
-    """The corpus of a causal config as padded batches (domain = record field or file name)."""
+def windows_of(cfg: Any, tokenizer: Any, concepts: list[Any] | None = None) -> Windows:
+    """The corpus of a causal config as padded batches (domain = record field or file name),
+    labelled with ``concepts`` (see :func:`concepts_of`) when given."""
     from moelens.data.domains import read_labelled
 
     if not cfg.corpus:
         raise ConfigError("give the corpus with --corpus FILE ... (.txt or .jsonl)")
     docs = read_labelled(list(cfg.corpus), cfg.text_field)
-    return make_windows(docs, tokenizer, cfg.ctx, cfg.batch_size, cfg.tokens)
+    return make_windows(docs, tokenizer, cfg.ctx, cfg.batch_size, cfg.tokens, concepts or ())
+
+
+def concepts_of(selectors: list[str], variant: str = "fixed") -> list[Any]:
+    """Registry concepts named by ``selectors`` ('all', group names, concept names, user specs),
+    in order without repeats; an unknown name is an error naming the closest registered ones.
+    A concept that cannot label text here (a missing optional dependency) is an error when named,
+    and left out with a note on stderr when it came with a group or 'all'."""
+    import sys
+    from difflib import get_close_matches
+
+    from moelens.data import concepts as reg
+    from moelens.data.concepts.user import is_user_spec
+
+    found: dict[str, Any] = {}
+    for sel in selectors:
+        if sel == "all" or sel in reg.groups():
+            chosen = reg.list_concepts(None if sel == "all" else sel, variant)
+            left = [c for c in chosen if c.unavailable_reason() is not None]
+            if left:
+                print(f"causal: leaving out {len(left)} concept(s) of {sel!r} that cannot label text here "
+                      f"({left[0].name}: {left[0].unavailable_reason()})", file=sys.stderr)
+            chosen = [c for c in chosen if c.unavailable_reason() is None]
+        else:
+            try:
+                chosen = [reg.get_concept(sel, variant)]
+            except ConfigError:
+                if is_user_spec(sel):  # a user spec's own error says what is wrong with it
+                    raise
+                names = [c.name for c in reg.list_concepts(variant=variant)] + reg.groups()
+                close = get_close_matches(sel.rpartition(".")[2], names, n=3, cutoff=0.6)
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                raise ConfigError(
+                    f"unknown concept {sel!r}; {hint}concepts are named by group ({', '.join(reg.groups())}), "
+                    "list a group's with `python -c \"from moelens.data.concepts import list_concepts; "
+                    "print([c.name for c in list_concepts('GROUP')])\"`, or give regex:/tokens: specs") from None
+            reason = chosen[0].unavailable_reason()
+            if reason is not None:
+                raise ConfigError(f"concept {sel!r} cannot label text here: {reason}")
+        for c in chosen:
+            found.setdefault(c.name, c)
+    return list(found.values())
 
 
 def choose_cells(adapter: Any, layers: list[int], experts: list[str]) -> list[Cell]:

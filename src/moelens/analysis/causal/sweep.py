@@ -10,6 +10,13 @@ effect is exactly zero. Copies of windows for a *group* of experts of one layer 
 into one forward. :func:`sweep_reference` is the plain method, one full forward per ablation
 under :func:`~moelens.analysis.causal.interventions.intervene`; tests hold the two equal.
 
+Rows are per domain and, when the windows carry concept labels, per concept too. A concept row
+averages the Δ loss of the positions whose *next* token carries the concept: the loss at t is
+that of predicting token t+1, so this is the change in the loss on the concept's tokens (how
+much worse the model predicts them), the quantity a language-model loss per concept means.
+Its ``tokens_routed`` counts those positions where the expert was routed (at t, the position
+that predicts the concept token; the token itself cannot affect its own prediction).
+
 Every cell's numbers depend only on its group (fixed by :func:`groups` from the layer and the
 expert index), never on the other cells asked for, so a list of cells can be split across
 processes group by group and the rows concatenated.
@@ -59,50 +66,88 @@ def groups(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
 
 
 class Tally:
-    """Sums of one cell's effects per domain."""
+    """Sums of one cell's effects per domain and, with concepts, per (domain, concept)."""
 
-    def __init__(self, n_domains: int):
-        z = lambda: torch.zeros(n_domains, dtype=torch.float64)  # noqa: E731
+    def __init__(self, n_domains: int, n_concepts: int = 0):
+        z = lambda *shape: torch.zeros(n_domains, *shape, dtype=torch.float64)  # noqa: E731
         self.d_loss, self.kl, self.d_loss_routed = z(), z(), z()
         self.routed, self.routed_scored = z(), z()
+        self.c_d_loss, self.c_kl, self.c_d_loss_routed = z(n_concepts), z(n_concepts), z(n_concepts)
+        self.c_routed = z(n_concepts)
 
-    def add_routing(self, routed: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor) -> None:
-        """``routed``/``scored_routed`` [B, T] masks of one batch's windows, ``domain`` [B]."""
+    def add_routing(self, routed: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor,
+                    concepts: torch.Tensor | None = None) -> None:
+        """``routed``/``scored_routed`` [B, T] masks of one batch's windows, ``domain`` [B],
+        ``concepts`` [B, T-1, C] the positions scored for each concept (:func:`concept_scored`)."""
         self.routed.index_add_(0, domain, routed.sum(-1).double().cpu())
         self.routed_scored.index_add_(0, domain, scored_routed.sum(-1).double().cpu())
+        if concepts is not None:
+            on = scored_routed[:, :-1, None].cpu() & concepts
+            self.c_routed.index_add_(0, domain, on.sum(1).double())
 
-    def add_effects(self, d_ce: torch.Tensor, kl: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor) -> None:
-        """Per-position Δ cross-entropy and KL [G, T-1] of G windows (zero where not scored)."""
+    def add_effects(self, d_ce: torch.Tensor, kl: torch.Tensor, scored_routed: torch.Tensor, domain: torch.Tensor,
+                    concepts: torch.Tensor | None = None) -> None:
+        """Per-position Δ cross-entropy and KL [G, T-1] of G windows (zero where not scored);
+        ``concepts`` [G, T-1, C] as in :meth:`add_routing`."""
         d_ce, kl, scored_routed = d_ce.cpu(), kl.cpu(), scored_routed.cpu()
         self.d_loss.index_add_(0, domain, d_ce.sum(-1).double())
         self.kl.index_add_(0, domain, kl.sum(-1).double())
         self.d_loss_routed.index_add_(0, domain, (d_ce * scored_routed[:, :-1]).sum(-1).double())
+        if concepts is not None:
+            on = concepts.double()
+            d64 = d_ce.double()[..., None]
+            self.c_d_loss.index_add_(0, domain, (d64 * on).sum(1))
+            self.c_kl.index_add_(0, domain, (kl.double()[..., None] * on).sum(1))
+            self.c_d_loss_routed.index_add_(0, domain, (d64 * scored_routed[:, :-1, None].double() * on).sum(1))
+
+
+def concept_scored(batch: Batch) -> torch.Tensor | None:
+    """[B, T-1, C] bool: position t is scored for concept c when token t+1 carries c (and is
+    real). The loss at t is that of predicting token t+1, so a concept row's Δ loss is the
+    change in the loss *on the concept's tokens*: how much worse the model predicts them."""
+    if batch.concepts is None:
+        return None
+    return batch.concepts[:, 1:] & batch.mask[:, 1:, None].bool()
 
 
 def rows_of(cells: Sequence[Cell], tallies: dict[Cell, Tally], scored: torch.Tensor, domains: list[str],
-            ablation: str) -> list[dict[str, Any]]:
-    """Tidy rows: one per (cell, domain) plus the domain ``all``; an expert never routed on the
-    tokens of a row is ``untested`` (its effects NaN), never "no effect"."""
+            ablation: str, concepts: Sequence[str] = (), c_scored: torch.Tensor | None = None
+            ) -> list[dict[str, Any]]:
+    """Tidy rows: one per (cell, domain) plus the domain ``all``, with concept ``all`` (every
+    scored token); then, for each of ``concepts``, the same domains again with the concept's
+    name, averaged over the positions whose next token carries it (``c_scored`` [D, C] counts
+    them). An expert never routed on the tokens of a row is ``untested`` (its effects NaN), never
+    "no effect"; for a concept row that means never routed at a position scored for it."""
     out = []
-    nan = float("nan")
+    names = ["all"] + (list(domains) if len(domains) > 1 else [])
     for c in cells:
         t = tallies[c]
-        names = ["all"] + (domains if len(domains) > 1 else [])
         for i, name in enumerate(names):
             pick = slice(None) if name == "all" else slice(i - 1, i)
             tokens, routed = float(scored[pick].sum()), float(t.routed[pick].sum())
-            routed_scored = float(t.routed_scored[pick].sum())
-            tested = routed > 0
-            out.append({
-                "layer": c.layer, "expert": c.expert, "domain": name, "ablation": ablation,
-                "status": "tested" if tested else "untested",
-                "tokens": int(tokens), "tokens_routed": int(routed),
-                "delta_loss": float(t.d_loss[pick].sum()) / tokens if tested and tokens else nan,
-                "kl": float(t.kl[pick].sum()) / tokens if tested and tokens else nan,
-                "delta_loss_routed": (float(t.d_loss_routed[pick].sum()) / routed_scored
-                                      if tested and routed_scored else nan),
-            })
+            out.append(_row(c, name, "all", ablation, tokens, routed, float(t.routed_scored[pick].sum()),
+                            t.d_loss[pick].sum(), t.kl[pick].sum(), t.d_loss_routed[pick].sum()))
+        for k, concept in enumerate(concepts):
+            for i, name in enumerate(names):
+                pick = slice(None) if name == "all" else slice(i - 1, i)
+                routed = float(t.c_routed[pick, k].sum())
+                out.append(_row(c, name, concept, ablation, float(c_scored[pick, k].sum()), routed, routed,
+                                t.c_d_loss[pick, k].sum(), t.c_kl[pick, k].sum(), t.c_d_loss_routed[pick, k].sum()))
     return out
+
+
+def _row(c: Cell, domain: str, concept: str, ablation: str, tokens: float, routed: float, routed_scored: float,
+         d_loss: torch.Tensor, kl: torch.Tensor, d_loss_routed: torch.Tensor) -> dict[str, Any]:
+    nan = float("nan")
+    tested = routed > 0
+    return {
+        "layer": c.layer, "expert": c.expert, "domain": domain, "concept": concept, "ablation": ablation,
+        "status": "tested" if tested else "untested",
+        "tokens": int(tokens), "tokens_routed": int(routed),
+        "delta_loss": float(d_loss) / tokens if tested and tokens else nan,
+        "kl": float(kl) / tokens if tested and tokens else nan,
+        "delta_loss_routed": float(d_loss_routed) / routed_scored if tested and routed_scored else nan,
+    }
 
 
 def score(base_logp: torch.Tensor, base_p: torch.Tensor, new_logits: torch.Tensor, ids: torch.Tensor,
@@ -200,20 +245,35 @@ def sweep(model: torch.nn.Module, adapter: Any, windows: Windows, cells: Sequenc
     check_cells(adapter, cells)
     if ablation not in ABLATIONS:
         raise ConfigError(f"unknown ablation {ablation!r}; choose from {', '.join(ABLATIONS)}")
-    n_dom = len(windows.domains)
-    tallies = {c: Tally(n_dom) for c in cells}
+    n_dom, n_con = len(windows.domains), len(windows.concepts)
+    tallies = {c: Tally(n_dom, n_con) for c in cells}
     scored = torch.zeros(n_dom, dtype=torch.float64)
+    c_scored = torch.zeros(n_dom, n_con, dtype=torch.float64)
     layers = sorted({c.layer for c in cells})
     dev = input_device(model)
     for batch in windows.batches:
         base = _baseline(model, adapter, batch, layers, dev)
         valid = batch.mask[:, 1:].float()
         scored.index_add_(0, batch.domain, valid.sum(-1).double())
+        on = _concepts_of(batch, n_con)
+        if on is not None:
+            c_scored.index_add_(0, batch.domain, on.sum(1).double())
         for group in groups(cells, group_size):
-            _run_group(model, adapter, batch, base, group, ablation, means, tallies, tail_tokens, dev)
+            _run_group(model, adapter, batch, base, group, ablation, means, tallies, tail_tokens, dev, on)
             if tick is not None:
                 tick()
-    return rows_of(list(cells), tallies, scored, windows.domains, ablation)
+    return rows_of(list(cells), tallies, scored, windows.domains, ablation, windows.concepts, c_scored)
+
+
+def _concepts_of(batch: Batch, n_concepts: int) -> torch.Tensor | None:
+    """:func:`concept_scored` of ``batch``, checked against the windows' concept list."""
+    if not n_concepts:
+        return None
+    on = concept_scored(batch)
+    if on is None or on.shape[-1] != n_concepts:
+        raise ValueError(f"a batch carries {0 if on is None else on.shape[-1]} concept labels, "
+                         f"the windows name {n_concepts}")
+    return on
 
 
 def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[int],
@@ -237,7 +297,7 @@ def _baseline(model: torch.nn.Module, adapter: Any, batch: Batch, layers: list[i
 
 def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[str, Any], group: list[Cell],
                ablation: str, means: dict[int, torch.Tensor] | None, tallies: dict[Cell, Tally],
-               tail_tokens: int, dev: torch.device) -> None:
+               tail_tokens: int, dev: torch.device, on: torch.Tensor | None = None) -> None:
     """The group's new residual streams, worked out on the device ``layer`` ran on; the rest of
     the model runs from them on the windows where the expert was routed."""
     layer = group[0].layer
@@ -254,7 +314,7 @@ def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[st
         mean = None if means is None else means[layer][cell.expert]
         delta, routed = block_delta(ablation, cell.expert, ids, weights, rec.rows[layer], mean, real)
         routed = routed.view(b, t).cpu()
-        tallies[cell].add_routing(routed, _scored_routed(routed, batch.mask), batch.domain)
+        tallies[cell].add_routing(routed, _scored_routed(routed, batch.mask), batch.domain, on)
         if not routed.any():
             continue
         new_resid = resid - update + adapter.residual_update(layer, block + delta.to(here, block.dtype)).to(here)
@@ -275,7 +335,8 @@ def _run_group(model: torch.nn.Module, adapter: Any, batch: Batch, base: dict[st
         for g, (cell, w, _) in enumerate(chunk):
             routed = (routed_ids[w:w + 1] == cell.expert).any(-1)
             scored_routed = _scored_routed(routed, batch.mask[w:w + 1]).float()
-            tallies[cell].add_effects(d_ce[g:g + 1], kl[g:g + 1], scored_routed, batch.domain[w:w + 1])
+            tallies[cell].add_effects(d_ce[g:g + 1], kl[g:g + 1], scored_routed, batch.domain[w:w + 1],
+                                      None if on is None else on[w:w + 1])
 
 
 @torch.no_grad()
@@ -285,12 +346,16 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
     """The plain method: per batch one unmodified forward (logits and routing), then one full
     forward per cell under :func:`intervene`."""
     check_cells(adapter, cells)
-    n_dom = len(windows.domains)
-    tallies = {c: Tally(n_dom) for c in cells}
+    n_dom, n_con = len(windows.domains), len(windows.concepts)
+    tallies = {c: Tally(n_dom, n_con) for c in cells}
     scored = torch.zeros(n_dom, dtype=torch.float64)
+    c_scored = torch.zeros(n_dom, n_con, dtype=torch.float64)
     layers = sorted({c.layer for c in cells})
     dev = input_device(model)
     for batch in windows.batches:
+        on = _concepts_of(batch, n_con)
+        if on is not None:
+            c_scored.index_add_(0, batch.domain, on.sum(1).double())
         rec = Records()
         ids, mask = batch.ids.to(dev), batch.mask.to(dev)
         with adapter.attach(rec, layers, spaces=["expert"]):
@@ -307,8 +372,8 @@ def sweep_reference(model: torch.nn.Module, adapter: Any, windows: Windows, cell
             d_ce, kl = score(base_logp, base_p, new, batch.ids, valid)
             routed = (rec.route[cell.layer][0] == cell.expert).any(-1).cpu().view(batch.ids.shape) & batch.mask.bool()
             scored_routed = _scored_routed(routed, batch.mask)
-            tallies[cell].add_routing(routed, scored_routed, batch.domain)
-            tallies[cell].add_effects(d_ce, kl, scored_routed.float(), batch.domain)
+            tallies[cell].add_routing(routed, scored_routed, batch.domain, on)
+            tallies[cell].add_effects(d_ce, kl, scored_routed.float(), batch.domain, on)
             if tick is not None:
                 tick()
-    return rows_of(list(cells), tallies, scored, windows.domains, ablation)
+    return rows_of(list(cells), tallies, scored, windows.domains, ablation, windows.concepts, c_scored)
