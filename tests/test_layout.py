@@ -150,7 +150,12 @@ def test_nothing_downstream_imports_the_build_half_but_adapters():
     assert bad == [], bad
 
 
-SHARED = {"moelens.errors", "moelens.config", "moelens.rundir", "moelens.hf_progress"}
+PLOTTING = "moelens.plotting"
+"""Headless matplotlib and atomic figure files, shared so that every analysis, the report and
+the experiments draw on the Agg backend and never leave a half-written figure, with one copy of
+that code instead of one per figure module. It sits with the basics, below every folder, and
+imports only ``rundir`` (and matplotlib only when a figure is drawn, checked below)."""
+SHARED = {"moelens.errors", "moelens.config", "moelens.rundir", "moelens.hf_progress", PLOTTING}
 MAY_IMPORT = {
     "moelens.models": SHARED,
     "moelens.training": SHARED | {"moelens.models", "moelens.data"},
@@ -180,3 +185,14 @@ def test_only_the_cli_imports_the_experiments():
                  if d.startswith("moelens.experiments") and not name.startswith("moelens.experiments")
                  and name != "moelens.cli")
     assert bad == [], bad
+
+
+def test_plotting_stays_a_basic():
+    """The figure helper imports only ``rundir`` of moelens, and matplotlib only inside its
+    functions: importing moelens (every ``--help``) never loads matplotlib."""
+    deps = _imports(PLOTTING, PKG / "plotting.py", set(_modules()))
+    assert deps <= {"moelens.rundir"}, deps
+    tree = ast.parse((PKG / "plotting.py").read_text(encoding="utf-8"))
+    top = {a.name for node in tree.body if isinstance(node, ast.Import) for a in node.names}
+    top |= {node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert not any(m.split(".")[0] == "matplotlib" for m in top), top

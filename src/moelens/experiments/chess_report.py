@@ -160,9 +160,10 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 def headline_figure(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Coverage and reconstruction per model kind (bars: mean ± sd over seeds, dots: seeds),
     chance levels as black ticks."""
-    from moelens.analysis.boardgame.figures import _plt, _save
+    from moelens.analysis.boardgame.figures import DPI
+    from moelens.plotting import pyplot, save_figures
 
-    plt = _plt()
+    plt = pyplot()
     kinds = list(dict.fromkeys(runs["kind"]))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, col, chance in ((axes[0], "coverage", "chance_coverage"),
@@ -180,9 +181,7 @@ def headline_figure(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    paths = _save(fig, out_dir, "headline")
-    plt.close(fig)
-    return paths
+    return save_figures(fig, out_dir, "headline", dpi=DPI)
 
 
 def write_report(out: Path, runs: list[dict], board: list[dict], probe: list[dict],

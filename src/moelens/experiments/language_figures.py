@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from moelens.plotting import pyplot, save_figure
+
 
 def fig8_figure(dec: pd.DataFrame, out: Path) -> None:
     """Accuracy per activation decile and on non-activating windows, one line per unit kind,
     one panel per scorer (the layout of MoE-X Fig. 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if dec.empty:
         return
@@ -35,17 +34,12 @@ def fig8_figure(dec: pd.DataFrame, out: Path) -> None:
         ax.set_title(scorer)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, dpi=120, bbox_inches=None)
 
 
 def sparsity_figure(probe: pd.DataFrame, out: Path, stats: tuple[str, ...]) -> pd.DataFrame:
     """k=1 F1 against routing density for the MoEs (both protocols), the dense model as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sel = probe[(probe["k"] == 1) & (probe["family"] == "expert")] if not probe.empty else probe
     if sel.empty:
@@ -64,9 +58,7 @@ def sparsity_figure(probe: pd.DataFrame, out: Path, stats: tuple[str, ...]) -> p
     ax.set_ylabel("mean F1 at k=1")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, dpi=120, bbox_inches=None)
     return table
 
 

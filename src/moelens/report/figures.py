@@ -7,24 +7,15 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from moelens.plotting import pyplot
 from moelens.report.html import Figure, data_uri
 
 MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["text.usetex"] = False
-    return plt
-
-
 def png(fig: Any) -> str:
     """A matplotlib figure as a PNG data URI (the figure is closed)."""
-    plt = _plt()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -61,7 +52,7 @@ def figures_in(folder: Path, captions: dict[str, str] | None = None,
 def lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str,
           ylabel: str, title: str, logx: bool = False) -> str:
     """One line per named series (x, y) -> PNG data URI."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for name, (x, y) in series.items():
         ax.plot(list(x), list(y), marker="o", markersize=2.5, linewidth=1.4, label=name)
@@ -78,7 +69,7 @@ def lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: st
 def grouped_bars(groups: list[str], series: dict[str, list[float | None]], ylabel: str,
                  title: str) -> str:
     """Bars per group (x) for each named series (e.g. ours vs the paper) -> PNG data URI."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
     n = max(len(series), 1)
     width = 0.8 / n
@@ -96,7 +87,7 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], ylabe
 
 def histograms(series: dict[str, list[float]], xlabel: str, ylabel: str) -> str:
     """Overlaid histograms, one per named series, on shared bins -> PNG data URI."""
-    plt = _plt()
+    plt = pyplot()
     values = [v for vs in series.values() for v in vs]
     lo, hi = min(values), max(values)
     bins = 20 if hi > lo else 1

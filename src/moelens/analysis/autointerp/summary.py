@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from moelens.analysis.autointerp.scorers import metrics
-from moelens.rundir import atomic_path, atomic_write_text
+from moelens.plotting import pyplot, save_figures
+from moelens.rundir import atomic_write_text
 
 REPORTED: dict[str, list[tuple[str, object]]] = {
     "detection": [("balanced_accuracy", 0.5), ("f1", "f1_all_yes"), ("auroc", 0.5)],
@@ -104,12 +105,7 @@ def decile_figure(summ: dict, out_dir: Path) -> list[Path]:
     rows = summ["deciles"]
     if not rows:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.fonttype"] = "none"
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     names = list(dict.fromkeys(r["scorer"] for r in rows))
     for k, name in enumerate(names):
@@ -125,12 +121,4 @@ def decile_figure(summ: dict, out_dir: Path) -> list[Path]:
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.legend(fontsize=8)
     ax.set_title("recall per decile; non-activating: share judged not activating")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "svg"):
-        path = out_dir / f"deciles.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    return save_figures(fig, out_dir, "deciles", dpi=120)

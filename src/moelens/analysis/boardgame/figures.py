@@ -16,31 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from moelens.rundir import atomic_path
+from moelens.plotting import pyplot, save_figures
 
 FILES = "abcdefgh"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["text.usetex"] = False
-    plt.rcParams["svg.fonttype"] = "none"
-    return plt
-
-
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "svg"):
-        path = out_dir / f"{name}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
-        paths.append(path)
-    return paths
+DPI = 110
 
 
 def series_label(row: dict[str, Any]) -> str:
@@ -109,13 +88,12 @@ def _board_figure(plt, boards: list[tuple[str, dict[str, Any]]], layer: int):
 def draw_all(out_dir: Path, rows: list[dict[str, Any]], cells: dict[str, dict[str, Any]]
              ) -> list[Path]:
     """Every figure of a run; returns the written paths."""
-    plt = _plt()
+    plt = pyplot()
     paths: list[Path] = []
     for layer in sorted({r["layer"] for r in rows}):
         mine = [r for r in rows if r["layer"] == layer]
         fig = _functions_figure(plt, mine, layer)
-        paths += _save(fig, out_dir, f"functions_L{layer}")
-        plt.close(fig)
+        paths += save_figures(fig, out_dir, f"functions_L{layer}", dpi=DPI)
         boards = []
         for model, per_key in cells.items():
             for key, rec in per_key.items():
@@ -125,6 +103,5 @@ def draw_all(out_dir: Path, rows: list[dict[str, Any]], cells: dict[str, dict[st
                     boards.append((f"{model} · {m.group(2)}{sem}", rec))
         if boards:
             fig = _board_figure(plt, boards, layer)
-            paths += _save(fig, out_dir, f"board_L{layer}")
-            plt.close(fig)
+            paths += save_figures(fig, out_dir, f"board_L{layer}", dpi=DPI)
     return paths

@@ -9,30 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from moelens.rundir import atomic_path
+from moelens.plotting import pyplot, save_figure
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["text.usetex"] = False
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+DPI = 120
 
 
 def ablation_heatmap(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Δ loss (all domains) per layer × expert; untested cells are left blank (grey)."""
-    plt = _plt()
+    plt = pyplot()
     rows = [r for r in rows if r["domain"] == "all"]
     layers = sorted({r["layer"] for r in rows})
     n_exp = max(r["expert"] for r in rows) + 1
@@ -48,13 +33,13 @@ def ablation_heatmap(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     ax.set_ylabel("layer")
     ax.set_title("Δ loss when the expert is ablated (grey: never routed, untested)")
     fig.colorbar(im, ax=ax, label="Δ cross-entropy (nats)")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def knowledge_curve(rows: Sequence[dict[str, Any]], target: str, path: Path) -> Path:
     """Δ loss vs n on the target domain and the others: top-n ranked (solid) vs random (dashed,
     mean over draws)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     domains = sorted({r["domain"] for r in rows})
     for i, dom in enumerate(domains):
@@ -72,12 +57,12 @@ def knowledge_curve(rows: Sequence[dict[str, Any]], target: str, path: Path) -> 
     ax.set_ylabel("Δ loss (nats)")
     ax.set_title(f"knowledge control: {target}")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def rank_bars(table: Sequence[dict[str, Any]], categories: Sequence[str], path: Path) -> Path:
     """Stacked shares of each rank category for matched vs control prompts."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     left = np.zeros(len(table))
     labels = [t["kind"] for t in table]
@@ -89,4 +74,4 @@ def rank_bars(table: Sequence[dict[str, Any]], categories: Sequence[str], path: 
     ax.set_xlabel("share of (prompt, expert) tests")
     ax.set_title("trigger → target: rank of the tested expert")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)

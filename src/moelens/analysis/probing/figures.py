@@ -22,35 +22,13 @@ import pandas as pd
 
 from moelens.analysis.probing import headline
 from moelens.analysis.probing.compare import Comparison
-from moelens.rundir import atomic_path
+from moelens.plotting import pyplot, save_figures
 
 STYLE = {headline.CORRECTED: dict(linestyle="-", linewidth=2.0),
          headline.PAPER: dict(linestyle="--", linewidth=1.0, alpha=0.8)}
 BASELINE_STYLE = {"routed_tokens": ":", "random_routing": "-.", "dense_store": (0, (5, 1, 1, 1)),
                   "shuffled_labels": (0, (1, 3))}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["text.usetex"] = False
-    plt.rcParams["svg.fonttype"] = "none"  # text stays text (searchable, accessible)
-    return plt
-
-
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "svg"):
-        path = out_dir / f"{name}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        paths.append(path)
-    _plt().close(fig)
-    return paths
+DPI = 120
 
 
 def _series(summ: dict[str, Any], family: str, statistic: str) -> pd.DataFrame:
@@ -97,7 +75,7 @@ def _families(summ: dict[str, Any]) -> list[str]:
 
 def run_figures(df: pd.DataFrame, summ: dict[str, Any], out_dir: Path) -> list[Path]:
     """Figures of one probe run."""
-    plt = _plt()
+    plt = pyplot()
     main = summ.get("main_family")
     paths: list[Path] = []
     if main is None:
@@ -115,20 +93,20 @@ def run_figures(df: pd.DataFrame, summ: dict[str, Any], out_dir: Path) -> list[P
               linestyle=BASELINE_STYLE[fam], linewidth=1.2)
     _f1_axes(ax, f"{summ['model']['name']}: k-sparse probing")
     _footnote(fig, f"means over {summ.get('n_concepts', '?')} concepts, 95% bootstrap intervals")
-    paths += _save(fig, out_dir, "f1_vs_k")
+    paths += save_figures(fig, out_dir, "f1_vs_k", dpi=DPI)
     within = list((summ.get("experts_within_95_per_concept", {}).get("1") or {}).values())
     if within:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.hist(within, bins=_count_bins(within))
         ax.set_xlabel("units of the best layer within 95% of the best (k=1)" + _seed_note(summ))
         ax.set_ylabel("concepts")
-        paths += _save(fig, out_dir, "experts_within_95")
+        paths += save_figures(fig, out_dir, "experts_within_95", dpi=DPI)
     return paths
 
 
 def compare_runs(cmp: Comparison, out_dir: Path) -> list[Path]:
     """Comparison figures of several finished runs (e.g. MoE vs dense), over shared concepts."""
-    plt = _plt()
+    plt = pyplot()
     note = cmp.note()
     paths: list[Path] = []
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -146,7 +124,7 @@ def compare_runs(cmp: Comparison, out_dir: Path) -> list[Path]:
                   color=color, band=False, linestyle=BASELINE_STYLE[fam], linewidth=1.2)
     _f1_axes(ax, "mean F1 vs k (95% CI over concepts)")
     _footnote(fig, note)
-    paths += _save(fig, out_dir, "compare_f1_vs_k")
+    paths += save_figures(fig, out_dir, "compare_f1_vs_k", dpi=DPI)
 
     moe = next((r for r in cmp.runs if r.kind == "moe"), None)
     dense = next((r for r in cmp.runs if r.kind == "dense"), None)
@@ -166,7 +144,7 @@ def compare_runs(cmp: Comparison, out_dir: Path) -> list[Path]:
         ax.set_ylabel(f"{moe.name} F1 (k=1)")
         ax.legend(fontsize=6, loc="upper left")
         _footnote(fig, note)
-        paths += _save(fig, out_dir, "compare_scatter_k1")
+        paths += save_figures(fig, out_dir, "compare_scatter_k1", dpi=DPI)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for r in cmp.runs:
@@ -196,7 +174,7 @@ def compare_runs(cmp: Comparison, out_dir: Path) -> list[Path]:
     ax.set_xlabel("routing density top_k / num_experts (dense = 1)")
     ax.set_ylabel("mean F1 at k=1")
     _footnote(fig, note)
-    paths += _save(fig, out_dir, "compare_density_k1")
+    paths += save_figures(fig, out_dir, "compare_density_k1", dpi=DPI)
 
     moes = [r for r in cmp.runs if r.kind == "moe"
             and r.summary.get("experts_within_95_per_concept", {}).get("1")]
@@ -212,5 +190,5 @@ def compare_runs(cmp: Comparison, out_dir: Path) -> list[Path]:
         ax.set_ylabel("concepts")
         ax.legend(fontsize=7)
         _footnote(fig, note)
-        paths += _save(fig, out_dir, "compare_experts_within_95")
+        paths += save_figures(fig, out_dir, "compare_experts_within_95", dpi=DPI)
     return paths

@@ -8,30 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from moelens.rundir import atomic_path
+from moelens.plotting import pyplot, save_figure
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["text.usetex"] = False
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+DPI = 110
 
 
 def specialization_vs_layer(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Mean specialization over experts vs layer, one line per K, one panel per view."""
-    plt = _plt()
+    plt = pyplot()
     views = sorted({r["view"] for r in rows})
     fig, axes = plt.subplots(1, len(views), figsize=(4.2 * len(views), 3.2), squeeze=False)
     for ax, view in zip(axes[0], views):
@@ -45,12 +30,12 @@ def specialization_vs_layer(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.set_title(f"{view} view")
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def heatmap(matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str,
             yticks: Sequence[Any] | None = None) -> Path:
-    plt = _plt()
+    plt = pyplot()
     h, w = matrix.shape
     fig, ax = plt.subplots(figsize=(max(3.5, 0.18 * w + 2), max(2.5, 0.18 * h + 1.5)))
     im = ax.imshow(matrix, aspect="auto", cmap="viridis")
@@ -60,13 +45,13 @@ def heatmap(matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def pathways(layers: Sequence[int], probs: dict[tuple[int, int], np.ndarray], path: Path, top: int = 40) -> Path:
     """Routing pathways: experts as nodes in one column per layer, the ``top`` strongest
     transitions P(expert j at the next layer | expert i) of each layer pair as lines."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 * len(layers) + 2, 4.5))
     for col, (a, b) in enumerate(zip(layers, layers[1:])):
         p = probs[(a, b)]
@@ -80,4 +65,4 @@ def pathways(layers: Sequence[int], probs: dict[tuple[int, int], np.ndarray], pa
     ax.set_xticks(range(len(layers)), [f"layer {l}" for l in layers])
     ax.set_yticks([0, 1], ["expert 0", "last expert"])
     ax.set_title(f"routing pathways: the {top} strongest transitions per layer pair (width ∝ P)")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
