@@ -29,7 +29,7 @@ language: {enabled: true, max_docs_per_source: 4, sources: [python_stdlib], voca
            ctx: 32, batch_size: 4, max_iters: 4}
 sae: {steps: 20, batch_size: 64, expansion: 2, k: 4}
 seeds: [0]
-models: [dense_gelu, moex_upcycled, dense_random]
+models: [dense_gelu, moex_upcycled, dense_random, dense_untrained]
 """
 
 
@@ -69,8 +69,8 @@ def test_tiny_experiment_end_to_end_resumes_after_sigkill(tmp_path):
             "lang-corpora", "lang-moex"} <= set(summary["stages"])
     report = out / "report"
     runs = pd.read_csv(report / "runs.csv")
-    assert sorted(runs["model"]) == ["dense_gelu-s0",
-                                     "dense_random-s0", "moex_upcycled-s0"]
+    assert sorted(runs["model"]) == ["dense_gelu-s0", "dense_random-s0",
+                                     "dense_untrained-s0", "moex_upcycled-s0"]
     for col in ("coverage", "chance_coverage", "reconstruction", "legal_move_rate"):
         assert runs[col].between(0, 1).all(), col
     moe = runs[runs["kind"] == "moex_upcycled"]
@@ -84,6 +84,8 @@ def test_tiny_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     assert 0 < sae_result["l0"] <= 4 and 0 <= sae_result["dead_fraction"] <= 1
     probe = pd.read_csv(report / "probe.csv")
     assert set(probe[probe["model"] == "dense_random-s0"]["layer"]) == {0, 1}
+    assert set(probe[probe["model"] == "dense_untrained-s0"]["layer"]) == {0, 1}
+    _assert_untrained(out, config)
     lang = pd.read_csv(report / "language.csv")
     assert sorted(lang["kind"]) == ["dense_gelu", "moex", "switch"]
     assert (lang["perplexity"] > 1).all()
@@ -92,6 +94,32 @@ def test_tiny_experiment_end_to_end_resumes_after_sigkill(tmp_path):
                    "Residual board probe", "SAE baseline"):
         assert needle in tables
     assert (report / "figures" / "headline.png").stat().st_size > 1000
+
+
+def _assert_untrained(out, config):
+    """The corrected probe control holds exactly the weights the trainer starts dense_gelu-s0
+    from: built from the same spec under the same seed, never stepped."""
+    import torch
+    import yaml
+
+    from moelens.config import from_dict
+    from moelens.experiments.chess_config import ChessExperimentConfig
+    from moelens.experiments.chess_models import ModelRun, train_config
+    from moelens.models.saved import load_saved_model
+    from moelens.training.backend import build_model, open_tokens
+
+    cfg = from_dict(ChessExperimentConfig, yaml.safe_load(config.read_text()))
+    data = out / "games" / "data"
+    spec = train_config(ModelRun("dense_untrained", 0), cfg, data, out / "x", None)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        fresh = build_model(spec.model, int(open_tokens(data).meta["vocab_size"]),
+                            spec.ctx).state_dict()
+    saved = load_saved_model(out / "train-dense_untrained-s0" / "train" / "model").state_dict()
+    trained = load_saved_model(out / "train-dense_gelu-s0" / "train" / "model").state_dict()
+    assert fresh.keys() == saved.keys()
+    assert all(torch.equal(fresh[k], saved[k]) for k in fresh)
+    assert not all(torch.equal(trained[k], saved[k]) for k in fresh)
 
 
 def test_bad_settings_are_one_line(tmp_path):

@@ -56,7 +56,7 @@ def steps(cfg: ChessExperimentConfig) -> list[Step]:
         out.append(Step(f"train-{run.name}", f"train {run.name} ({cm.KINDS[run.kind]})",
                         lambda p, r=run, d=data, b=base: cm.train_model(r, cfg, d, p, b),
                         cm.train_settings(run, cfg)))
-        probe_all = run.kind in (cm.BASE, "dense_random") and run.seed == first
+        probe_all = run.kind in cm.PROBE_ALL and run.seed == first
         keep = run.kind == cm.BASE and run.seed == first  # the SAE baseline reads its store
         out.append(Step(f"eval-{run.name}", f"evaluate {run.name}",
                         lambda p, r=run, d=data, m=model_dir, a=probe_all, k=keep:

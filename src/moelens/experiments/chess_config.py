@@ -107,8 +107,9 @@ class ScoreSettings:
     """prompts of the legal-move rate"""
     stats_games: int = 100
     """held-out games on which router entropy, top-1 weight and L0 are measured"""
-    probe_steps: int = 50
-    """full-batch Adam steps of the residual board probe"""
+    probe_steps: int = 300
+    """full-batch Adam steps of the residual board probe (300 converges at chess-small sizes:
+    test loss per square 0.888 after 50 steps, 0.815 after 300, 0.815 after 1,000)"""
 
 
 @dataclass

@@ -3,8 +3,14 @@
 Every model shares the sizes of :class:`~.chess_config.ModelSettings`, the data and the budget
 (``max_iters`` steps from scratch). Two recipes start from the first dense GELU model and train
 ``continue_iters`` more steps (the paper's Table 4): dense continued training, and MoE-X upcycled
-from it (each expert a slice of the dense MLP, :mod:`moelens.models.upcycle`). The control of the
-board probe is a dense GELU model trained on random-move games.
+from it (each expert a slice of the dense MLP, :mod:`moelens.models.upcycle`).
+
+The board probe has two controls: a dense GELU model trained on random-move games (the
+reference's control, kept as the faithful one) and the same dense GELU model at its initial
+random weights, never trained (the corrected one). A model trained on random legal moves still
+has to track the board to predict a legal next move (Li et al.'s Othello model learned its board
+from exactly such games), so it does not show what the probe reads without any learning;
+untrained weights do (Karvonen 2024's baseline).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ KINDS = {
     "moex_temp": "MoE-X at a low router temperature",
     "dense_continued": "dense GELU, continued training",
     "moex_upcycled": "MoE-X upcycled from the dense GELU model",
-    "dense_random": "dense GELU trained on random-move games (probe control)",
+    "dense_random": "dense GELU trained on random-move games (probe control, as the reference)",
+    "dense_untrained": "dense GELU at its initial random weights (probe control, corrected)",
 }
 """Model kinds, in table order, with what each is."""
 
@@ -35,7 +42,10 @@ SEEDED = ("dense_gelu", "switch", "moex")
 PRESET = {"dense_gelu": "dense-gelu", "dense_relu": "dense-relu", "switch": "switch",
           "moex": "moex", "relu_softmax": "ablation-relu-softmax",
           "gelu_sparsity": "ablation-gelu-sparsity", "moex_temp": "moex",
-          "dense_random": "dense-gelu"}
+          "dense_random": "dense-gelu", "dense_untrained": "dense-gelu"}
+PROBE_ALL = ("dense_gelu", "dense_random", "dense_untrained")
+"""Kinds whose board probe reads every layer (the base model and its two controls)."""
+
 BASE = "dense_gelu"
 """The kind the continued and upcycled models start from (its first seed)."""
 
@@ -53,7 +63,8 @@ class ModelRun:
 
     @property
     def is_moe(self) -> bool:
-        return self.kind not in ("dense_gelu", "dense_relu", "dense_continued", "dense_random")
+        return self.kind not in ("dense_gelu", "dense_relu", "dense_continued", "dense_random",
+                                 "dense_untrained")
 
     @property
     def data(self) -> str:
@@ -66,7 +77,7 @@ class ModelRun:
 
 
 def roster(cfg: Any) -> list[ModelRun]:
-    """The models to train, in order: the first seed of the base, the probe control, MoE-X and
+    """The models to train, in order: the first seed of the base, the probe controls, MoE-X and
     Switch first (the comparison's core, early), then everything else; a base model always
     comes before those that start from it."""
     kinds = set(cfg.models or KINDS)
@@ -75,7 +86,8 @@ def roster(cfg: Any) -> list[ModelRun]:
             for s in (cfg.seeds if k in SEEDED else [first])]
     if kinds & {"dense_continued", "moex_upcycled"} and ModelRun(BASE, first) not in runs:
         runs.insert(0, ModelRun(BASE, first))  # what they start from
-    early = [ModelRun(k, first) for k in (BASE, "dense_random", "moex", "switch")]
+    early = [ModelRun(k, first) for k in (BASE, "dense_random", "dense_untrained", "moex",
+                                          "switch")]
     return [r for r in early if r in runs] + [r for r in runs if r not in early]
 
 
@@ -130,11 +142,14 @@ def train_settings(run: ModelRun, cfg: Any) -> dict[str, Any]:
 
 def train_model(run: ModelRun, cfg: Any, data: Path, stage: Path, base_model: Path | None
                 ) -> dict[str, Any]:
-    """Train (or resume) one model in ``stage``; an upcycled model is first made from the base."""
+    """Train (or resume) one model in ``stage``; an upcycled model is first made from the base,
+    the untrained control is only initialised and saved."""
     from moelens.hf_progress import quiet_hf_progress
     from moelens.rundir import atomic_dir, atomic_write_json
     from moelens.training.loop import train
 
+    if run.kind == "dense_untrained":
+        return save_untrained(run, cfg, data, stage)
     init = None
     if run.starts_from is not None:
         assert base_model is not None
@@ -155,3 +170,22 @@ def train_model(run: ModelRun, cfg: Any, data: Path, stage: Path, base_model: Pa
     return {"val_loss_train_log": s.get("val_loss"), "parameters": s.get("parameters"),
             "tokens": s.get("tokens"), "iters": s.get("iters"),
             "model": str(stage / "train" / "model")}
+
+
+def save_untrained(run: ModelRun, cfg: Any, data: Path, stage: Path) -> dict[str, Any]:
+    """The dense GELU model as training would start it (same sizes, same seed, so the same
+    initial weights as ``dense_gelu`` of that seed), saved without a single step."""
+    import torch
+
+    from moelens.training.backend import build_model, open_tokens
+    from moelens.training.stage import save_model_dir
+
+    tokens = open_tokens(data)
+    spec = train_config(run, cfg, data, stage / "train", None)
+    with torch.random.fork_rng():
+        torch.manual_seed(run.seed)  # as the trainer seeds the initialisation
+        model = build_model(spec.model, int(tokens.meta["vocab_size"]), spec.ctx)
+    path = save_model_dir(model, tokens, data, stage / "train",
+                          {"ctx": spec.ctx, "data": str(data), "iters": 0, "tokens": 0})
+    return {"val_loss_train_log": None, "iters": 0, "tokens": 0, "model": str(path),
+            "parameters": sum(p.numel() for p in model.parameters())}

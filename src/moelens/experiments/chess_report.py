@@ -142,6 +142,7 @@ def tables(runs: pd.DataFrame, probe: pd.DataFrame, language: pd.DataFrame,
         for r in probe.itertuples():
             out.append(f"| {r.model} | {r.layer} | {r.accuracy:.3f} | {r.accuracy_changed:.3f} | "
                        f"{r.majority_accuracy:.3f} | {r.majority_accuracy_changed:.3f} |")
+        out += ["", PROBE_CONTROLS]
     if len(language):
         out += ["", "## Table 2 (orientation only): language perplexity", "",
                 "| model | held-out perplexity (ours, offline prose + code) | paper (OpenWebText, "
@@ -150,6 +151,15 @@ def tables(runs: pd.DataFrame, probe: pd.DataFrame, language: pd.DataFrame,
             label, ppl = PAPER_T2[r.kind]
             out.append(f"| {label} | {r.perplexity:.2f} | {ppl:.2f} |")
     return "\n".join(out) + "\n"
+
+
+PROBE_CONTROLS = (
+    "Controls: `dense_untrained` is the dense GELU model at its initial random weights (what a "
+    "linear probe reads with no learning at all: the corrected control); `dense_random` is the "
+    "reference's control, a dense GELU model trained on random-move games, which must track the "
+    "board too to predict legal moves, so it can match a chess-trained model without showing "
+    "that neither has learned the board. A model has learned the board when it clearly beats "
+    "`dense_untrained`, above all on the changed squares.")
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> None:

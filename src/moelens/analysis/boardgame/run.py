@@ -129,7 +129,7 @@ def score_store(store: Any, games: list[str], labels: BoardLabels, cfg: Any,
 
 
 def probe_layers(store: Any, layers: list[int], labels: BoardLabels, pos: Any, seed: int,
-                 model: str, steps: int = 100) -> list[dict[str, Any]]:
+                 model: str, steps: int = 300) -> list[dict[str, Any]]:
     """The residual board probe at every given layer that has ``resid``."""
     y = piece_classes(labels.labels["piece"])
     rows = []
