@@ -64,8 +64,9 @@ def test_greedy_moves_are_read_up_to_the_space_and_checked():
 def test_roster_order_seeds_and_bases():
     cfg = SimpleNamespace(models=[], seeds=[3, 4, 5])
     names = [r.name for r in roster(cfg)]
-    assert names[:4] == ["dense_gelu-s3", "dense_random-s3", "moex-s3", "switch-s3"]
-    assert len(names) == 16 and len(set(names)) == 16
+    assert names[:5] == ["dense_gelu-s3", "dense_random-s3", "dense_untrained-s3", "moex-s3",
+                         "switch-s3"]
+    assert len(names) == 17 and len(set(names)) == 17
     assert {n for n in names if n.startswith("moex-")} == {"moex-s3", "moex-s4", "moex-s5"}
     assert "dense_relu-s4" not in names  # one seed for the others
     up = roster(SimpleNamespace(models=["moex_upcycled"], seeds=[3, 4]))
