@@ -6,13 +6,16 @@ offline prose, code and LaTeX corpora and their BPE tokens, :mod:`.text_lm`), ``
 for dense GELU, Switch, MoE-X and the top-k series (:mod:`.language_models`), ``capture-<model>``
 (every layer's units on shuffled corpus text), ``sae`` (on the dense MLP), then the claims:
 
-1. MoE-X Fig. 8: ``neurons-<kind>`` (and ``neurons-hf-<kind>`` with SmolLM2) for dense neurons,
-   SAE latents, MoE-X and Switch wide-view neurons (:mod:`.language_units`);
+1. MoE-X Fig. 8: ``neurons-<kind>`` (and, at the end, ``neurons-hf-<kind>`` with SmolLM2) for
+   dense neurons, SAE latents, MoE-X and Switch wide-view neurons (:mod:`.language_units`);
 2. The Expert Strikes Back §2: ``probe-<model>`` for every model;
-3. §3-5: ``labels-<moe>`` (and ``labels-hf-<moe>``), ``trigger-<moe>``, ``specialize-<moe>`` and
+3. §3-5: ``labels-<moe>`` (and, at the end, ``labels-hf-<moe>``), ``trigger-<moe>``, ``specialize-<moe>`` and
    ``knowledge-<moe>`` for every MoE (:mod:`.language_experts`);
 
-and last ``report/`` (:mod:`.language_report`), rebuilt from the finished stages on every run.
+then, with ``lm.extra_seeds``, ``train-``, ``capture-``, ``neurons-`` and ``probe-<model>-s<seed>``
+of dense GELU, Switch and MoE-X per extra seed (the tables over seeds: :mod:`.language_seeds`);
+then the SmolLM2 stages (the slowest); and last ``report/`` (:mod:`.language_report`), rebuilt
+from the finished stages on every run.
 A killed run continues where it stopped: finished stages are skipped, and the stage it was in
 resumes (training from its checkpoint, capture from its last shard, interpretation and probing
 from their finished units).

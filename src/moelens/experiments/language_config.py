@@ -109,10 +109,13 @@ class NeuronSettings:
     """also explain and judge with SmolLM2-135M (the 'hf' backend; slow on a CPU)"""
     smollm2_neurons: int = 20
     """neurons per model given to SmolLM2 (the first of the random draw)"""
-    smollm2_n_test: int = 5
+    smollm2_n_explain: int = 10
+    """activating windows shown to SmolLM2 (and to the rules explainer it is compared with in
+    that stage): a 40-window prompt is ~3,500 tokens, minutes per neuron on a busy CPU core"""
+    smollm2_n_test: int = 3
     """held-out activating windows per neuron in the SmolLM2 stage (every window is a SmolLM2
-    forward per scorer, about 2-3 s on a busy CPU core, so far fewer than the rules stages')"""
-    smollm2_n_negative: int = 5
+    forward per scorer, 2-3 s on a busy CPU core, so far fewer than the rules stages')"""
+    smollm2_n_negative: int = 3
     """non-activating windows per neuron in the SmolLM2 stage"""
 
 

@@ -93,7 +93,8 @@ def neurons(stage: Path, store: Path, unit_kind: str, cfg: Any, explainer: str
         interpret(InterpretConfig(
             store=store, out=stage / out, layer=[cfg.scored_layer], level="neuron",
             units=names, space=space, semantics=semantics, explainer=how,
-            scorers=scorers, window=n.window, sampling="quantile", n_explain=n.n_explain,
+            scorers=scorers, window=n.window, sampling="quantile",
+            n_explain=n.smollm2_n_explain if hf else n.n_explain,
             n_test=n.smollm2_n_test if hf else n.n_test,
             n_negative=n.smollm2_n_negative if hf else n.n_negative,
             min_examples=n.min_examples, negatives=["random"],
