@@ -199,7 +199,8 @@ def smollm2_table(root: Path, stages: dict[str, Any]) -> pd.DataFrame:
 
 def _smollm2_behaviour(interpret_dir: Path) -> dict[str, Any]:
     """What SmolLM2 did, from its unit records: the share of windows its detection judge called
-    activating, and how many explanations are distinct or copy the prompt's worked example."""
+    activating, and how many explanations are distinct or copy the prompt's worked example (or
+    a piece of it, case aside)."""
     from moelens.experiments.language_experts import unit_records
 
     yes = answered = copied = 0
@@ -215,7 +216,7 @@ def _smollm2_behaviour(interpret_dir: Path) -> dict[str, Any]:
         texts.append(text.lower())
         shown = " ".join(str(msg.get("content", "")) for msg in (expl.get("prompt") or [])[:-1]
                          if msg.get("role") == "assistant")
-        copied += text in shown
+        copied += text.lower().rstrip(".") in shown.lower()  # the example, or a piece of it
     return {"judge_yes_share": yes / answered if answered else None,
             "distinct_explanations": len(set(texts)), "explanations_copying_example": copied}
 
