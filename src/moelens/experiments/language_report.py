@@ -59,13 +59,14 @@ def _md(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def models_table(stages: dict[str, Any]) -> pd.DataFrame:
+def models_table(stages: dict[str, Any], base_seed: int = 0) -> pd.DataFrame:
     rows = []
     for name, st in stages.items():
         if name.startswith("train-"):
             s = st["summary"]
             kind, seed = split_seed(name[6:])
-            rows.append({"model": name[6:], "kind": kind, "seed": s.get("seed", seed),
+            rows.append({"model": name[6:], "kind": kind,
+                         "seed": int(s.get("seed", base_seed if seed is None else seed)),
                          "top_k": s.get("top_k"),
                          "routing_density": s.get("routing_density"),
                          "parameters": s.get("parameters"), "val_loss": s.get("val_loss"),
@@ -295,7 +296,7 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
     root = Path(cfg.out)
     rep = root / "report"
     stages = summary["stages"]
-    models = models_table(stages)
+    models = models_table(stages, cfg.lm.seed)
     fig8, deciles = fig8_tables(root, stages)
     probe, cmp = probe_table(root, stages)
     gaps = probe_gaps(probe)
