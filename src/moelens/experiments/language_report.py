@@ -276,7 +276,8 @@ def _smollm2_md(df: pd.DataFrame) -> list[str]:
     """SmolLM2's Fig. 8 row (explanations and judge), and both explanation sets under MiniLM."""
     if df.empty:
         return []
-    cols = {"units": "units", "neurons": "neurons", "scored": "explained",
+    cols = {"units": "units", "neurons": "neurons", "scored": "with enough windows",
+            "explanations": "explanations given",
             "smollm2_detection_balanced_accuracy": "detection (SmolLM2 judge)",
             "smollm2_detection_auroc": "detection AUROC (SmolLM2 judge)",
             "smollm2_fuzzing_balanced_accuracy": "fuzzing (SmolLM2 judge)",

@@ -217,6 +217,6 @@ def _smollm2_behaviour(interpret_dir: Path) -> dict[str, Any]:
         shown = " ".join(str(msg.get("content", "")) for msg in (expl.get("prompt") or [])[:-1]
                          if msg.get("role") == "assistant")
         copied += text.lower().rstrip(".") in shown.lower()  # the example, or a piece of it
-    return {"judge_yes_share": yes / answered if answered else None,
+    return {"judge_yes_share": yes / answered if answered else None, "explanations": len(texts),
             "distinct_explanations": len(set(texts)), "explanations_copying_example": copied}
 
