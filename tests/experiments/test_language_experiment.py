@@ -65,8 +65,8 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "moelens", *args, "--quiet"], cwd=ROOT,
                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
-    finished = out / "probe-dense_gelu" / "DONE"
-    running = out / "probe-switch" / "config.json"  # the next stage has begun
+    finished = out / "probe-dense_gelu-s1" / "DONE"  # late: the extra seed's stages
+    running = out / "probe-switch-s1" / "config.json"  # the next stage has begun
     deadline = time.monotonic() + 300
     while not (finished.exists() and running.exists()) and proc.poll() is None \
             and time.monotonic() < deadline:
@@ -74,18 +74,20 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, err[-2000:])
-    assert not (out / "report").exists() and not (out / "probe-switch" / "DONE").exists()
-    weights = out / "train-moex" / "train" / "model" / "model.safetensors"
-    probed = out / "probe-dense_gelu" / "probe" / "summary.json"
-    before = weights.stat().st_mtime_ns, probed.read_text()
+    assert not (out / "report").exists() and not (out / "probe-switch-s1" / "DONE").exists()
+    weights = [out / f"train-{m}" / "train" / "model" / "model.safetensors"
+               for m in ("moex", "moex-s1")]
+    probed = out / "probe-dense_gelu-s1" / "probe" / "summary.json"
+    before = [w.stat().st_mtime_ns for w in weights], probed.read_text()
 
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     for title in ("train moex", "capture moex's units", "SAE on the dense MLP",
-                  "k-sparse probing of dense_gelu"):
+                  "k-sparse probing of dense_gelu", "train moex-s1",
+                  "k-sparse probing of dense_gelu-s1"):
         assert f"{title} ... done before" in again.stdout
-    assert "k-sparse probing of switch ... done in" in again.stdout
-    assert (weights.stat().st_mtime_ns, probed.read_text()) == before  # nothing redone
+    assert "k-sparse probing of switch-s1 ... done in" in again.stdout
+    assert ([w.stat().st_mtime_ns for w in weights], probed.read_text()) == before  # not redone
 
     summary = json.loads((out / "summary.json").read_text())
     models = ["dense_gelu", "switch", "moex", "switch_k1"]
@@ -95,7 +97,11 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     assert summary["stages"]["corpora"]["summary"]["documents"]["latex"] > 0
     rep = out / "report"
     trained = pd.read_csv(rep / "models.csv")
-    assert list(trained["model"]) == models and (trained["perplexity"] > 1).all()
+    assert list(trained["model"]) == models + ["dense_gelu-s1", "switch-s1", "moex-s1"]
+    assert list(trained["seed"]) == [0] * 4 + [1] * 3 and (trained["perplexity"] > 1).all()
+    # another seed is another model: same data and sizes, other weights and loss
+    losses = trained.set_index("model")["val_loss"]
+    assert losses["moex"] != losses["moex-s1"]
     # equal active parameters: expert width = active width / top-k
     for model, k, width in (("switch_k1", 1, 64), ("switch", 2, 32), ("moex", 2, 32)):
         cfg = json.loads((out / f"train-{model}" / "train" / "model" / "config.json").read_text())
@@ -114,6 +120,32 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     gaps = pd.read_csv(rep / "probe_gaps.csv")
     row = gaps[(gaps["model"] == "moex") & (gaps["k"] == 1)].iloc[0]
     assert abs(row["gap_paper"] - (row["moe_paper"] - row["dense_paper"])) < 1e-9
+    # over training seeds: each claim's number per seed, then mean and sd
+    fig8_seeds = pd.read_csv(rep / "fig8_seeds.csv")
+    assert sorted(zip(fig8_seeds["units"], fig8_seeds["seed"])) == sorted(
+        (k, s) for k in ("dense_gelu", "switch", "moex") for s in (0, 1))
+    f8 = pd.read_csv(rep / "fig8_seeds_summary.csv").set_index("units")
+    det = fig8_seeds.groupby("units")["detection"]
+    assert np.allclose(f8.loc[det.mean().index, "detection_mean"], det.mean())
+    assert np.allclose(f8.loc[det.std().index, "detection_sd"], det.std())
+    per = pd.read_csv(rep / "probe_seeds.csv")
+    per_gaps = pd.read_csv(rep / "probe_gaps_seeds.csv")
+    assert set(per_gaps["seed"]) == {0, 1} and set(per_gaps["model"]) == {"switch", "moex"}
+
+    def best(model, seed, k):
+        sel = per[(per["model"] == model) & (per["seed"] == seed) & (per["k"] == k)
+                  & (per["statistic"] == "best_unit_f1")
+                  & (per["family"] == ("ffn" if model == "dense_gelu" else "expert"))]
+        return float(sel["mean"].iloc[0])
+
+    for _, r in per_gaps.iterrows():  # the MoE against the dense model of its own seed
+        assert abs(r["gap_paper"] - (best(r["model"], r["seed"], r["k"])
+                                     - best("dense_gelu", r["seed"], r["k"]))) < 1e-9
+    summ = pd.read_csv(rep / "probe_gaps_seeds_summary.csv")
+    row = summ[(summ["model"] == "moex") & (summ["k"] == 1)].iloc[0]
+    one = per_gaps[(per_gaps["model"] == "moex") & (per_gaps["k"] == 1)]["gap_paper"]
+    assert row["seeds"] == 2 and abs(row["gap_paper_mean"] - one.mean()) < 1e-9
+    assert abs(row["gap_paper_sd"] - one.std()) < 1e-9
     sparsity = pd.read_csv(rep / "probe_sparsity.csv")
     assert sorted(sparsity["routing_density"]) == [0.25, 0.5, 0.5]
     labels = pd.read_csv(rep / "labels.csv")
@@ -131,7 +163,8 @@ def test_tiny_language_experiment_end_to_end_resumes_after_sigkill(tmp_path):
     assert len(set(shares.values())) == 1 and set(shares) == {"prose", "code", "latex"}
     assert (rep / "trigger.csv").exists()
     tables = (rep / "tables.md").read_text()
-    for needle in ("Claim 1", "Claim 2", "Claim 3", "0.667", "0.918", "shuffled_labels"):
+    for needle in ("Claim 1", "Claim 2", "Claim 3", "0.667", "0.918", "shuffled_labels",
+                   "over training seeds", "(n=2)"):
         assert needle in tables
     for fig in ("fig8_deciles.png", "probe_sparsity.png"):
         assert (rep / "figures" / fig).stat().st_size > 1000

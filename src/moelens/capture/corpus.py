@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,19 +53,29 @@ def _read_transcript(handle: Any) -> str | None:
     return ";" + " ".join(parts) if parts else ""
 
 
-def _raw_lines(path: Path, errors: str, start: int = 0) -> Iterator[tuple[int, list[str]]]:
+def _raw_lines(path: Path, errors: str, start: int = 0, json_lines: bool = False
+               ) -> Iterator[tuple[int, list[str]]]:
     """(byte offset, text lines) of each ``\\n``-terminated run of bytes of ``path`` from ``start``.
 
     The lines of a run are ``run.decode().splitlines()``: concatenated over the file this is
     exactly ``path.read_text().splitlines()`` (UTF-8 never puts a ``\\n`` byte inside a character),
-    and the offsets let a document be read again without reading what comes before it.
+    and the offsets let a document be read again without reading what comes before it. JSON
+    Lines (``json_lines``) end at ``\\n``, ``\\r\\n`` or ``\\r`` only: a JSON string may hold
+    U+2028, U+2029 or U+0085 unescaped, where ``splitlines`` would cut a record.
     """
     with open(path, "rb") as fh:
         fh.seek(start)
         offset = start
         for raw in fh:
-            yield offset, raw.decode("utf-8", errors=errors).splitlines()
+            text = raw.decode("utf-8", errors=errors)
+            yield offset, _json_lines(text) if json_lines else text.splitlines()
             offset += len(raw)
+
+
+def _json_lines(text: str) -> list[str]:
+    """``text.splitlines()`` at ASCII line ends only."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 class _PgnLines:
@@ -148,7 +159,7 @@ class FileSource:
         elif self.format in ("transcripts", "jsonl"):
             n = 0
             errors = "strict" if self.format == "jsonl" else "replace"
-            for offset, lines in _raw_lines(self.path, errors):
+            for offset, lines in _raw_lines(self.path, errors, json_lines=self.format == "jsonl"):
                 for part, line in enumerate(lines):
                     n += 1
                     if line.strip():
@@ -176,7 +187,7 @@ class FileSource:
             return self.path.read_text(encoding="utf-8", errors="replace")
         if self.format in ("transcripts", "jsonl"):
             errors = "strict" if self.format == "jsonl" else "replace"
-            _, lines = next(_raw_lines(self.path, errors, loc[0]))
+            _, lines = next(_raw_lines(self.path, errors, loc[0], self.format == "jsonl"))
             return self._line_document(lines[loc[1]], 0)
         if self.format == "pgn":
             with open(self.path, "rb") as fh:

@@ -9,6 +9,7 @@ file is one document. Files are read whole: these corpora are small samples of e
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def _read_one(path: Path, text_field: str, domain_field: str) -> list[LabelledDo
         text = path.read_text(encoding="utf-8", errors="replace")
         return [LabelledDocument(text, path.stem)] if text.strip() else []
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # JSON Lines end at ASCII line ends only: a record's string may hold U+2028/U+2029/U+0085
+    for n, line in enumerate(re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8")), 1):
         if not line.strip():
             continue
         try:

@@ -6,13 +6,16 @@ offline prose, code and LaTeX corpora and their BPE tokens, :mod:`.text_lm`), ``
 for dense GELU, Switch, MoE-X and the top-k series (:mod:`.language_models`), ``capture-<model>``
 (every layer's units on shuffled corpus text), ``sae`` (on the dense MLP), then the claims:
 
-1. MoE-X Fig. 8: ``neurons-<kind>`` (and ``neurons-hf-<kind>`` with SmolLM2) for dense neurons,
-   SAE latents, MoE-X and Switch wide-view neurons (:mod:`.language_units`);
+1. MoE-X Fig. 8: ``neurons-<kind>`` (and, at the end, ``neurons-hf-<kind>`` with SmolLM2) for
+   dense neurons, SAE latents, MoE-X and Switch wide-view neurons (:mod:`.language_units`);
 2. The Expert Strikes Back §2: ``probe-<model>`` for every model;
-3. §3-5: ``labels-<moe>`` (and ``labels-hf-<moe>``), ``trigger-<moe>``, ``specialize-<moe>`` and
+3. §3-5: ``labels-<moe>`` (and, at the end, ``labels-hf-<moe>``), ``trigger-<moe>``, ``specialize-<moe>`` and
    ``knowledge-<moe>`` for every MoE (:mod:`.language_experts`);
 
-and last ``report/`` (:mod:`.language_report`), rebuilt from the finished stages on every run.
+then, with ``lm.extra_seeds``, ``train-``, ``capture-``, ``neurons-`` and ``probe-<model>-s<seed>``
+of dense GELU, Switch and MoE-X per extra seed (the tables over seeds: :mod:`.language_seeds`);
+then the SmolLM2 stages (the slowest); and last ``report/`` (:mod:`.language_report`), rebuilt
+from the finished stages on every run.
 A killed run continues where it stopped: finished stages are skipped, and the stage it was in
 resumes (training from its checkpoint, capture from its last shard, interpretation and probing
 from their finished units).
@@ -83,19 +86,7 @@ def steps(cfg: LanguageExperimentConfig) -> list[Step]:
     base = {"train": lmod.settings(models[0], cfg), **cap}
     sae = {**base, "sae": to_dict(cfg.sae), "layer": cfg.scored_layer}
     out.append(Step("sae", "SAE on the dense MLP", lambda p: lu.train_sae(p, dense, cfg), sae))
-    n = cfg.neurons
-    explainers = ["rules"] + (["hf"] if n.smollm2 else [])
-    for explainer in explainers:
-        tag = "" if explainer == "rules" else "hf-"
-        for kind, (space, _, what) in lu.FIG8_UNITS.items():
-            store = dense if kind == "sae" else _store(root, kind)
-            owner = lmod.DENSE if kind == "sae" else kind
-            settings = {"train": lmod.settings(next(m for m in models if m.name == owner), cfg),
-                        **cap, "neurons": to_dict(n), "layer": cfg.scored_layer,
-                        "explainer": explainer, **({"sae": sae} if kind == "sae" else {})}
-            out.append(Step(f"neurons-{tag}{kind}", f"Fig. 8 ({explainer}): {what}",
-                            lambda p, s=store, k=kind, e=explainer: lu.neurons(p, s, k, cfg, e),
-                            settings))
+    out += [fig8_step(cfg, kind, "rules", models) for kind in lu.FIG8_UNITS]
     probe = {**cap, "probe": to_dict(cfg.probe)}
     for m in models:
         out.append(Step(f"probe-{m.name}", f"k-sparse probing of {m.name}",
@@ -105,12 +96,7 @@ def steps(cfg: LanguageExperimentConfig) -> list[Step]:
     experts = to_dict(cfg.experts)
     for m in [m for m in models if m.is_moe]:
         own = {"train": lmod.settings(m, cfg), **cap}
-        for explainer in ["rules"] + (["hf"] if cfg.experts.smollm2 else []):
-            tag = "" if explainer == "rules" else "hf-"
-            out.append(Step(f"labels-{tag}{m.name}", f"expert labels ({explainer}) of {m.name}",
-                            lambda p, m=m, e=explainer: lx.labels(p, _model(root, m.name),
-                                                                  _store(root, m.name), cfg, e),
-                            {**own, "experts": experts, "explainer": explainer}))
+        out.append(labels_step(cfg, m, "rules"))
         if cfg.experts.trigger:
             out.append(Step(f"trigger-{m.name}", f"trigger -> target cases of {m.name}",
                             lambda p, m=m: lx.trigger(p, _model(root, m.name),
@@ -124,7 +110,95 @@ def steps(cfg: LanguageExperimentConfig) -> list[Step]:
         out.append(Step(f"knowledge-{m.name}", f"knowledge control of {m.name}",
                         lambda p, m=m: _knowledge(p, _model(root, m.name), cfg),
                         {**own, "experts": experts, "corpus": "balanced per domain"}))
+    out += seed_steps(cfg)
+    # SmolLM2 last: the slowest stages, and the ones a short session can leave for later
+    if cfg.neurons.smollm2:
+        out += [fig8_step(cfg, kind, "hf", models) for kind in lu.FIG8_UNITS]
+    if cfg.experts.smollm2:
+        out += [labels_step(cfg, m, "hf") for m in models if m.is_moe]
     return out
+
+
+def _cap(cfg: LanguageExperimentConfig) -> dict[str, Any]:
+    c = cfg.corpus
+    return {"capture_tokens": c.capture_tokens, "capture_ctx": c.capture_ctx, "seed": cfg.seed}
+
+
+def fig8_step(cfg: LanguageExperimentConfig, kind: str, explainer: str, models: list[Any]) -> Step:
+    """MoE-X Fig. 8 for one unit kind (of the model ``kind`` names; the SAE's is the dense
+    model, or that model's extra-seed copy for ``kind`` with a seed suffix)."""
+    from moelens.experiments import language_models as lmod
+    from moelens.experiments import language_units as lu
+
+    root = Path(cfg.out)
+    base, seed = lmod.split_seed(kind)
+    owner = lmod.DENSE if base == "sae" else kind
+    store = _store(root, owner)
+    model = next(m for m in models if m.name == owner)
+    settings = {"train": lmod.settings(model, cfg), **_cap(cfg),
+                "neurons": neuron_settings(cfg, explainer), "layer": cfg.scored_layer,
+                "explainer": explainer}
+    if base == "sae":
+        settings["sae"] = {"train": lmod.settings(model, cfg), **_cap(cfg),
+                           "sae": to_dict(cfg.sae), "layer": cfg.scored_layer}
+    tag = "" if explainer == "rules" else "hf-"
+    what = lu.FIG8_UNITS[base][2] + ("" if seed is None else f", training seed {seed}")
+    return Step(f"neurons-{tag}{kind}", f"Fig. 8 ({explainer}): {what}",
+                lambda p: lu.neurons(p, store, base, cfg, explainer), settings)
+
+
+def labels_step(cfg: LanguageExperimentConfig, m: Any, explainer: str) -> Step:
+    """Expert labels of one MoE by ``rules`` or SmolLM2 (``hf``)."""
+    from moelens.experiments import language_experts as lx
+    from moelens.experiments import language_models as lmod
+
+    root = Path(cfg.out)
+    tag = "" if explainer == "rules" else "hf-"
+    own = {"train": lmod.settings(m, cfg), **_cap(cfg)}
+    return Step(f"labels-{tag}{m.name}", f"expert labels ({explainer}) of {m.name}",
+                lambda p: lx.labels(p, _model(root, m.name), _store(root, m.name), cfg,
+                                    explainer),
+                {**own, "experts": to_dict(cfg.experts), "explainer": explainer})
+
+
+def seed_steps(cfg: LanguageExperimentConfig) -> list[Step]:
+    """The extra training seeds of the three main models, seed by seed: train, capture, Fig. 8
+    (rules) and probing, each an own stage; an MoE's dense baselines come from the dense model
+    of its own seed."""
+    from moelens.experiments import language_models as lmod
+    from moelens.experiments import language_units as lu
+
+    root = Path(cfg.out)
+    seeded = lmod.seeded(cfg)
+    out: list[Step] = []
+    for seed in dict.fromkeys(m.seed for m in seeded):
+        group = [m for m in seeded if m.seed == seed]
+        dense = next(m for m in group if not m.is_moe)
+        for m in group:
+            out.append(Step(f"train-{m.name}", f"train {m.name}",
+                            lambda p, m=m: lmod.train(m, p, root / "data" / "data", cfg),
+                            lmod.settings(m, cfg)))
+        for m in group:
+            out.append(Step(f"capture-{m.name}", f"capture {m.name}'s units",
+                            lambda p, m=m: lu.capture(p, _model(root, m.name), domain_files(cfg),
+                                                      cfg),
+                            {"train": lmod.settings(m, cfg), **_cap(cfg)}))
+        out += [fig8_step(cfg, m.name, "rules", group) for m in group]
+        base = {"train": lmod.settings(dense, cfg), **_cap(cfg)}
+        for m in group:
+            out.append(Step(f"probe-{m.name}", f"k-sparse probing of {m.name}",
+                            lambda p, m=m, d=dense.name: lu.probe(
+                                p, _store(root, m.name), _store(root, d) if m.is_moe else None,
+                                m.name, cfg),
+                            {"train": lmod.settings(m, cfg), "dense": base, **_cap(cfg),
+                             "probe": to_dict(cfg.probe)}))
+    return out
+
+
+def neuron_settings(cfg: LanguageExperimentConfig, explainer: str) -> dict[str, Any]:
+    """What determines a Fig. 8 stage: the rules stages do not depend on the SmolLM2 fields."""
+    n = to_dict(cfg.neurons)
+    return n if explainer == "hf" else {k: v for k, v in n.items() if not k.startswith("smollm2")}
 
 
 def _knowledge(stage: Path, model: Path, cfg: LanguageExperimentConfig) -> dict[str, Any]:

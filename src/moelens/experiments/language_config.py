@@ -79,6 +79,10 @@ class LMSettings:
     """torch CPU threads of every stage (0: torch's default)"""
     seed: int = 0
     """seed of every model's initialisation and batches"""
+    extra_seeds: list[int] = field(default_factory=list)
+    """further training seeds of the three main models (dense GELU, Switch, MoE-X): each is
+    trained, captured, auto-interpreted (rules, Fig. 8) and probed again, and the claim tables
+    give the mean and sd over seeds; the top-k series and the SAE keep the one seed above"""
 
 
 @dataclass
@@ -105,6 +109,14 @@ class NeuronSettings:
     """also explain and judge with SmolLM2-135M (the 'hf' backend; slow on a CPU)"""
     smollm2_neurons: int = 20
     """neurons per model given to SmolLM2 (the first of the random draw)"""
+    smollm2_n_explain: int = 10
+    """activating windows shown to SmolLM2 (and to the rules explainer it is compared with in
+    that stage): a 40-window prompt is ~3,500 tokens, minutes per neuron on a busy CPU core"""
+    smollm2_n_test: int = 3
+    """held-out activating windows per neuron in the SmolLM2 stage (every window is a SmolLM2
+    forward per scorer, 2-3 s on a busy CPU core, so far fewer than the rules stages')"""
+    smollm2_n_negative: int = 3
+    """non-activating windows per neuron in the SmolLM2 stage"""
 
 
 @dataclass

@@ -137,7 +137,8 @@ def balanced_corpus(out: Path, files: list[Path], model_dir: Path, tokens: int, 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     share, lines, counts = tokens // len(files), [], {}
     for i, path in enumerate(files):
-        docs = [json.loads(x)["text"] for x in path.read_text(encoding="utf-8").splitlines()
+        # split at "\n" only: a record's text may hold U+2028/U+2029, where splitlines cuts
+        docs = [json.loads(x)["text"] for x in path.read_text(encoding="utf-8").split("\n")
                 if x.strip()]
         order = np.random.default_rng([seed, i]).permutation(len(docs))
         n = 0

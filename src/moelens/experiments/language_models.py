@@ -28,10 +28,26 @@ class LanguageModel:
     """model preset it is built from"""
     top_k: int | None
     """experts per token (None: dense)"""
+    seed: int | None = None
+    """training seed of an extra-seed model (None: ``lm.seed``, the model every claim uses)"""
 
     @property
     def is_moe(self) -> bool:
         return self.top_k is not None
+
+    @property
+    def kind(self) -> str:
+        """The name without its seed suffix (what the tables group seeds by)."""
+        return split_seed(self.name)[0]
+
+
+SEED_TAG = "-s"
+
+
+def split_seed(name: str) -> tuple[str, int | None]:
+    """``"moex-s2"`` -> ``("moex", 2)``; a name without a seed suffix -> ``(name, None)``."""
+    base, tag, seed = name.rpartition(SEED_TAG)
+    return (base, int(seed)) if tag and seed.isdigit() else (name, None)
 
 
 def roster(cfg: Any) -> list[LanguageModel]:
@@ -42,6 +58,15 @@ def roster(cfg: Any) -> list[LanguageModel]:
     out += [LanguageModel(f"switch_k{k}", "switch", k) for k in sorted(set(lm.top_ks))
             if k != lm.top_k]
     return out
+
+
+def seeded(cfg: Any) -> list[LanguageModel]:
+    """The extra-seed copies of the three main models (dense GELU, Switch, MoE-X), seed by
+    seed; the top-k series and the SAE keep the one seed ``lm.seed``."""
+    main = roster(cfg)[:3]
+    seeds = [s for s in dict.fromkeys(cfg.lm.extra_seeds) if s != cfg.lm.seed]
+    return [LanguageModel(f"{m.name}{SEED_TAG}{s}", m.preset, m.top_k, s)
+            for s in seeds for m in main]
 
 
 def sparsity_series(cfg: Any) -> list[LanguageModel]:
@@ -65,11 +90,13 @@ def spec(model: LanguageModel, cfg: Any) -> dict[str, Any]:
 def settings(model: LanguageModel, cfg: Any) -> dict[str, Any]:
     """What determines a trained model (its stage's settings)."""
     lm = to_dict(cfg.lm)
-    for key in ("device", "cpu_threads", "top_ks"):
+    for key in ("device", "cpu_threads", "top_ks", "extra_seeds"):
         lm.pop(key)
     corpus = {k: v for k, v in to_dict(cfg.corpus).items()
               if k in ("kinds", "sources", "max_docs_per_source", "vocab_size",
                        "system_root")}
+    if model.seed is not None:
+        lm["seed"] = model.seed
     return {"model": spec(model, cfg), "lm": lm, "corpus": corpus}
 
 
@@ -82,6 +109,7 @@ def train(model: LanguageModel, stage: Path, data: Path, cfg: Any) -> dict[str, 
                      min_lr=lm.min_lr, warmup_iters=lm.warmup_iters, eval_iters=lm.eval_iters,
                      ckpt_interval=lm.ckpt_interval, dtype=lm.dtype, device=lm.device,
                      cpu_threads=lm.cpu_threads)
-    res = train_lm(stage / "train", data, spec(model, cfg), sched, lm.seed, cfg.quiet)
-    return {**res, "top_k": model.top_k,
+    seed = lm.seed if model.seed is None else model.seed
+    res = train_lm(stage / "train", data, spec(model, cfg), sched, seed, cfg.quiet)
+    return {**res, "top_k": model.top_k, "seed": seed,
             "routing_density": model.top_k / lm.num_experts if model.is_moe else None}

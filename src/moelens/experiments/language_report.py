@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from moelens.experiments import language_figures as figs
+from moelens.experiments import language_seeds as seeds
+from moelens.experiments.language_models import split_seed
 from moelens.rundir import atomic_write_text
 
 PAPER_FIG8 = ("MoE-X Fig. 8 (GPT-2 scale, 1000 layer-8 neurons, LLM explainer and judge): "
@@ -57,12 +59,15 @@ def _md(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def models_table(stages: dict[str, Any]) -> pd.DataFrame:
+def models_table(stages: dict[str, Any], base_seed: int = 0) -> pd.DataFrame:
     rows = []
     for name, st in stages.items():
         if name.startswith("train-"):
             s = st["summary"]
-            rows.append({"model": name[6:], "top_k": s.get("top_k"),
+            kind, seed = split_seed(name[6:])
+            rows.append({"model": name[6:], "kind": kind,
+                         "seed": int(s.get("seed", base_seed if seed is None else seed)),
+                         "top_k": s.get("top_k"),
                          "routing_density": s.get("routing_density"),
                          "parameters": s.get("parameters"), "val_loss": s.get("val_loss"),
                          "perplexity": s.get("perplexity"),
@@ -76,8 +81,8 @@ def fig8_tables(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, pd.Da
 
     head, dec = [], []
     for name in stages:
-        if not name.startswith("neurons-"):
-            continue
+        if not name.startswith("neurons-") or split_seed(name)[1] is not None:
+            continue  # the extra seeds have their own table (language_seeds)
         kind = name.removeprefix("neurons-").removeprefix("hf-")
         explainer = "smollm2" if name.startswith("neurons-hf-") else "rules"
         summ = _json(root / name / "interpret" / "summary.json") or {}
@@ -103,7 +108,7 @@ def probe_table(root: Path, stages: dict[str, Any]) -> tuple[pd.DataFrame, Any]:
     table and the comparison (None before any probe run is done)."""
     from moelens.analysis.probing import compare, headline
 
-    names = [n for n in stages if n.startswith("probe-")
+    names = [n for n in stages if n.startswith("probe-") and split_seed(n)[1] is None
              and (root / n / "probe" / "summary.json").exists()]
     if not names:
         return pd.DataFrame(), None
@@ -259,24 +264,62 @@ def knowledge_table(stages: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _seed_list(models: pd.DataFrame, cfg: Any) -> str:
+    """The extra seeds whose models finished training ('none' without any)."""
+    if models.empty:
+        return "none"
+    done = sorted({int(s) for s in models["seed"].dropna() if int(s) != cfg.lm.seed})
+    return ", ".join(map(str, done)) or "none"
+
+
+def _smollm2_md(df: pd.DataFrame) -> list[str]:
+    """SmolLM2's Fig. 8 row (explanations and judge), and both explanation sets under MiniLM."""
+    if df.empty:
+        return []
+    cols = {"units": "units", "neurons": "neurons", "scored": "with enough windows",
+            "explanations": "explanations given",
+            "smollm2_detection_balanced_accuracy": "detection (SmolLM2 judge)",
+            "smollm2_detection_auroc": "detection AUROC (SmolLM2 judge)",
+            "smollm2_fuzzing_balanced_accuracy": "fuzzing (SmolLM2 judge)",
+            "smollm2_embedding_auroc": "MiniLM AUROC, SmolLM2 explanations",
+            "rules_embedding_auroc": "MiniLM AUROC, rules explanations (same windows)",
+            "judge_yes_share": "SmolLM2 judge: share of windows called activating",
+            "distinct_explanations": "distinct explanations",
+            "explanations_copying_example": "explanations copying the prompt's example"}
+    out = pd.DataFrame({v: df[k] if k in df else None for k, v in cols.items()})
+    return ["SmolLM2-135M as explainer and judge on the first neurons of each kind's random "
+            "draw (95% intervals in `fig8_smollm2.csv`; chance and all-yes 0.5):", "",
+            *_md(out), ""]
+
+
 def write(cfg: Any, summary: dict[str, Any]) -> Path:
     """Write ``report/`` from ``summary`` (what run_pipeline returned); returns its path."""
     root = Path(cfg.out)
     rep = root / "report"
     stages = summary["stages"]
-    models = models_table(stages)
+    models = models_table(stages, cfg.lm.seed)
     fig8, deciles = fig8_tables(root, stages)
     probe, cmp = probe_table(root, stages)
     gaps = probe_gaps(probe)
     wins = concept_wins(cmp)
     sparsity = figs.sparsity_figure(probe, rep / "figures" / "probe_sparsity.png", PROBE_STATS[:2])
     figs.fig8_figure(deciles, rep / "figures" / "fig8_deciles.png")
+    fig8_seeds = seeds.fig8_per_seed(root, stages, cfg.lm.seed)
+    probe_seeds, seed_cmp = seeds.probe_per_seed(root, stages, cfg.lm.seed, PROBE_STATS)
+    gap_seeds = seeds.gaps_per_seed(probe_seeds, probe_gaps)
+    smollm2 = seeds.smollm2_table(root, stages)
     tables = {"models": models, "fig8": fig8, "fig8_deciles": deciles, "probe": probe,
               "probe_gaps": gaps, "probe_wins": wins, "probe_sparsity": sparsity,
               "labels": labels_table(root, stages),
               "labels_by_layer": labels_by_layer(root, stages), "trigger": trigger_table(stages),
               "specialization": specialization_table(root, stages),
-              "knowledge": knowledge_table(stages)}
+              "knowledge": knowledge_table(stages), "fig8_seeds": fig8_seeds,
+              "fig8_seeds_summary": seeds.summarize(fig8_seeds, ["units"],
+                                                    ["detection", "fuzzing"]),
+              "probe_seeds": probe_seeds, "probe_gaps_seeds": gap_seeds,
+              "probe_gaps_seeds_summary": seeds.summarize(gap_seeds, ["model", "k"],
+                                                          list(seeds.GAP_COLUMNS)),
+              "fig8_smollm2": smollm2}
     for name, df in tables.items():
         atomic_write_text(rep / f"{name}.csv", df.to_csv(index=False))
     corpora = stages.get("corpora", {}).get("summary", {})
@@ -284,14 +327,16 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
              f"Run directory `{root.name}`; {len(stages)} stages, "
              f"{summary['total_wall_seconds'] / 60:.1f} min of stage time. Corpus documents: "
              f"{corpora.get('documents')} (an empty domain has no data). Seeds: models "
-             f"{cfg.lm.seed}, analyses {cfg.seed}, probing {list(cfg.probe.seeds)}; one "
-             "trained model per kind, so every interval is over units, experts or concepts, "
-             "not over training seeds.", "",
+             f"{cfg.lm.seed}, analyses {cfg.seed}, probing {list(cfg.probe.seeds)}; extra "
+             f"training seeds of dense GELU, Switch and MoE-X: {_seed_list(models, cfg)}. "
+             "Intervals in brackets are 95% bootstraps over units, experts or concepts of one "
+             "model (seed " f"{cfg.lm.seed}" "); 'm ± sd (n)' is over training seeds.", "",
              "## Models (equal active FFN width, equal budget)", "", *_md(models), "",
              "## Claim 1: MoE-X Fig. 8, neuron auto-interpretation", "", PAPER_FIG8, "",
              f"Layer {cfg.scored_layer}; balanced accuracy, mean over neurons [95% interval]; "
              "per-decile rates in `fig8_deciles.csv`, `figures/fig8_deciles.png`.", "",
-             *_md(fig8), "",
+             *_md(fig8), "", *seeds.seed_markdown(fig8_seeds, pd.DataFrame()),
+             *_smollm2_md(smollm2),
              "## Claim 2: polysemanticity by k-sparse probing", "", PAPER_PROBE, "",
              "`paper` = best unit on the held-out split (the paper's protocol, biased upward); "
              "`corrected` = unit chosen on a validation half, F1 on the test half. Baselines "
@@ -301,7 +346,9 @@ def write(cfg: Any, summary: dict[str, Any]) -> Path:
              "each expert with permuted labels; moe_mean_unit_at_best_layer = the mean expert "
              "at the best expert's layer (the distribution behind the maximum). All intervals "
              "in `probe.csv`.", "", (cmp.note().capitalize() if cmp else "-") + ".", "",
-             *_md(gaps), "", "Concepts on which the MoE's best unit beats the dense model's:",
+             *_md(gaps), "", *seeds.seed_markdown(pd.DataFrame(), gap_seeds),
+             *([f"Seed table: {seed_cmp.note()}.", ""] if seed_cmp else []),
+             "Concepts on which the MoE's best unit beats the dense model's:",
              "", *_md(wins), "", "k=1 F1 against routing sparsity (`figures/probe_sparsity.png`):",
              "", *_md(sparsity), "",
              "## Claim 3: experts as the unit", "", PAPER_LABELS, "",

@@ -72,27 +72,48 @@ def random_neurons(store: Any, layer: int, space: str, n: int, seed: int,
 def neurons(stage: Path, store: Path, unit_kind: str, cfg: Any, explainer: str
             ) -> dict[str, Any]:
     """Fig. 8 for one unit kind: explain random neurons (rules or SmolLM2) and score them by
-    detection and fuzzing, per activation decile and on non-activating windows."""
+    detection and fuzzing, per activation decile and on non-activating windows.
+
+    With SmolLM2 (``hf``) the judge is SmolLM2 too, and it answers "yes" to nearly every window;
+    so the stage also scores the explanations by the MiniLM embedding scorer, which no LLM
+    judges, and scores the rules explanations of the same neurons on the same windows by it
+    (``rules_embedding/``): that pair says something about the explanations themselves."""
     from moelens.analysis.autointerp.command import HFBackend, InterpretConfig
     from moelens.analysis.autointerp.run import interpret
     from moelens.store import ActivationStore
 
     space, semantics, _ = FIG8_UNITS[unit_kind]
     n = cfg.neurons
-    count = n.n_neurons if explainer == "rules" else min(n.n_neurons, n.smollm2_neurons)
+    hf = explainer == "hf"
     names, dead = random_neurons(ActivationStore.open(store), cfg.scored_layer, space,
                                  n.n_neurons, cfg.seed, n.alive_only)
-    names = names[:count]
-    interpret(InterpretConfig(
-        store=store, out=stage / "interpret", layer=[cfg.scored_layer], level="neuron",
-        units=names, space=space, semantics=semantics, explainer=explainer,
-        scorers=["detection", "fuzzing"], window=n.window, sampling="quantile",
-        n_explain=n.n_explain, n_test=n.n_test, n_negative=n.n_negative,
-        min_examples=n.min_examples, negatives=["random"],
-        hf=HFBackend(threads=cfg.lm.cpu_threads or None), seed=cfg.seed, quiet=cfg.quiet))
+    names = names[:min(n.n_neurons, n.smollm2_neurons)] if hf else names
+
+    def run(out: str, how: str, scorers: list[str]) -> None:
+        interpret(InterpretConfig(
+            store=store, out=stage / out, layer=[cfg.scored_layer], level="neuron",
+            units=names, space=space, semantics=semantics, explainer=how,
+            scorers=scorers, window=n.window, sampling="quantile",
+            n_explain=n.smollm2_n_explain if hf else n.n_explain,
+            n_test=n.smollm2_n_test if hf else n.n_test,
+            n_negative=n.smollm2_n_negative if hf else n.n_negative,
+            min_examples=n.min_examples, negatives=["random"],
+            hf=HFBackend(threads=cfg.lm.cpu_threads or None), seed=cfg.seed, quiet=cfg.quiet))
+
+    scorers = ("detection", "fuzzing") + (("embedding",) if hf else ())
+    if hf:
+        run("rules_embedding", "rules", ["embedding"])
+    run("interpret", explainer, list(scorers))
     # read back from the file: a rerun after a kill finds the run done and returns no summary
-    return {**headline(read_json(stage / "interpret" / "summary.json"),
-                       ("detection", "fuzzing"), "balanced_accuracy"), "dead_in_space": dead}
+    out = {**headline(read_json(stage / "interpret" / "summary.json"), scorers,
+                      "balanced_accuracy"), "dead_in_space": dead}
+    if hf:
+        emb = headline(read_json(stage / "interpret" / "summary.json"), ("embedding",), "auroc")
+        rules = headline(read_json(stage / "rules_embedding" / "summary.json"), ("embedding",),
+                         "auroc")
+        out["embedding_auroc"] = emb.get("embedding")
+        out["rules_embedding_auroc"] = rules.get("embedding")
+    return out
 
 
 def read_json(path: Path) -> Any:
