@@ -52,3 +52,20 @@ def test_smollm2_row_counts_yes_answers_and_copied_examples(tmp_path):
     assert (row["explanations"], row["distinct_explanations"]) == (2, 2)
     assert row["explanations_copying_example"] == 1
     assert (row["smollm2_embedding_auroc"], row["rules_embedding_auroc"]) == (0.4, 0.6)
+
+
+def test_smollm2_switches_leave_the_other_stages_settings_alone():
+    """Adding SmolLM2 to a finished run adds its stages and leaves every other stage's settings
+    as they were (a change there would make the finished stages stale)."""
+    from moelens.config import from_dict
+    from moelens.experiments.language import LanguageExperimentConfig, steps
+
+    def settings(**switches):
+        cfg = from_dict(LanguageExperimentConfig, {"out": "x", **switches})
+        return {st.name: st.settings for st in steps(cfg)}
+
+    off = settings()
+    on = settings(neurons={"smollm2": True}, experts={"smollm2": True})
+    assert set(on) - set(off) and all(n.startswith(("neurons-hf-", "labels-hf-"))
+                                      for n in set(on) - set(off))
+    assert {n: on[n] for n in off} == off

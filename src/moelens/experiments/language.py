@@ -93,7 +93,7 @@ def steps(cfg: LanguageExperimentConfig) -> list[Step]:
                         lambda p, m=m: lu.probe(p, _store(root, m.name),
                                                 dense if m.is_moe else None, m.name, cfg),
                         {"train": lmod.settings(m, cfg), "dense": base, **probe}))
-    experts = to_dict(cfg.experts)
+    experts = expert_settings(cfg, "rules")
     for m in [m for m in models if m.is_moe]:
         own = {"train": lmod.settings(m, cfg), **cap}
         out.append(labels_step(cfg, m, "rules"))
@@ -158,7 +158,7 @@ def labels_step(cfg: LanguageExperimentConfig, m: Any, explainer: str) -> Step:
     return Step(f"labels-{tag}{m.name}", f"expert labels ({explainer}) of {m.name}",
                 lambda p: lx.labels(p, _model(root, m.name), _store(root, m.name), cfg,
                                     explainer),
-                {**own, "experts": to_dict(cfg.experts), "explainer": explainer})
+                {**own, "experts": expert_settings(cfg, explainer), "explainer": explainer})
 
 
 def seed_steps(cfg: LanguageExperimentConfig) -> list[Step]:
@@ -197,8 +197,20 @@ def seed_steps(cfg: LanguageExperimentConfig) -> list[Step]:
 
 def neuron_settings(cfg: LanguageExperimentConfig, explainer: str) -> dict[str, Any]:
     """What determines a Fig. 8 stage: the rules stages do not depend on the SmolLM2 fields."""
-    n = to_dict(cfg.neurons)
-    return n if explainer == "hf" else {k: v for k, v in n.items() if not k.startswith("smollm2")}
+    return _without_smollm2(to_dict(cfg.neurons), explainer)
+
+
+def expert_settings(cfg: LanguageExperimentConfig, explainer: str) -> dict[str, Any]:
+    """What determines an expert stage (labels, trigger cases, knowledge control): only the
+    SmolLM2 labels depend on the SmolLM2 switch, so adding ``--experts.smollm2`` to a finished
+    run adds its stages without making the others stale."""
+    return _without_smollm2(to_dict(cfg.experts), explainer)
+
+
+def _without_smollm2(settings: dict[str, Any], explainer: str) -> dict[str, Any]:
+    if explainer == "hf":
+        return settings
+    return {k: v for k, v in settings.items() if not k.startswith("smollm2")}
 
 
 def _knowledge(stage: Path, model: Path, cfg: LanguageExperimentConfig) -> dict[str, Any]:
