@@ -127,8 +127,9 @@ class BoardSpec:
     """scored positions per game (the '.' before White's move, below character 256)"""
     probe: bool = True
     """fit the linear 8x8x13 board probe on the residual stream at the middle layer"""
-    probe_steps: int = 100
-    """full-batch Adam steps of the board probe"""
+    probe_steps: int = 300
+    """full-batch Adam steps of the board probe (300: where its test loss stops falling at these
+    sizes; fewer leave it unconverged and flatten the differences between models)"""
     legal_prompts: int = 200
     """held-out game prefixes whose greedy next move is checked for legality"""
 
