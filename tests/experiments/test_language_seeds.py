@@ -69,3 +69,11 @@ def test_smollm2_switches_leave_the_other_stages_settings_alone():
     assert set(on) - set(off) and all(n.startswith(("neurons-hf-", "labels-hf-"))
                                       for n in set(on) - set(off))
     assert {n: on[n] for n in off} == off
+
+
+def test_mean_sd_uses_the_sample_sd_and_skips_missing_values():
+    from moelens.experiments.seed_stats import mean_sd
+
+    assert mean_sd([1.0, 2.0, 3.0, None, float("nan")]) == "2.000 ± 1.000 (n=3)"
+    assert mean_sd([0.25], digits=2) == "0.25" and mean_sd([]) == "–"
+    assert mean_sd([0.25], single="{:.{d}f} (n=1)", none="-") == "0.250 (n=1)"

@@ -9,13 +9,12 @@ mean ± sample sd (n given); a single run shows its value alone.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from moelens.experiments.seed_stats import mean_sd
 from moelens.rundir import atomic_path, atomic_write_text
 
 HEADLINE = "piece_masked_blank_and_initial"
@@ -70,13 +69,7 @@ def run_row(name: str, kind: str, seed: int, res: dict[str, Any], rows: list[dic
 
 def fmt(values, digits: int = 3) -> str:
     """'m ± sd (n=k)' over seeds, the value alone for one run, '–' for none."""
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float)
-                                                                 and math.isnan(v))]
-    if not vals:
-        return "–"
-    if len(vals) == 1:
-        return f"{vals[0]:.{digits}f}"
-    return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f} (n={len(vals)})"
+    return mean_sd(values, digits)
 
 
 def _paper(v) -> str:

@@ -16,10 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from moelens.experiments.language_models import DENSE, MOEX, SWITCH, split_seed
+from moelens.experiments.seed_stats import mean_sd
 
 MAIN = (DENSE, SWITCH, MOEX)
 """The models trained at every seed."""
@@ -39,14 +39,8 @@ def seed_of(name: str, base_seed: int) -> tuple[str, int]:
 
 
 def fmt(values: Any, digits: int = 3) -> str:
-    """'m ± sd (n=k)' over seeds; the value alone for one seed; '-' for none."""
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float)
-                                                                 and math.isnan(v))]
-    if not vals:
-        return "-"
-    if len(vals) == 1:
-        return f"{vals[0]:.{digits}f} (n=1)"
-    return f"{np.mean(vals):.{digits}f} ± {np.std(vals, ddof=1):.{digits}f} (n={len(vals)})"
+    """'m ± sd (n=k)' over seeds; the value alone for one seed, marked (n=1); '-' for none."""
+    return mean_sd(values, digits, single="{:.{d}f} (n=1)", none="-")
 
 
 def summarize(per_seed: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
