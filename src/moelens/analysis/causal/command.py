@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from moelens.analysis.autointerp.command import HFBackend, LLMBackend
 from moelens.capture.placed import PlacementFlags
@@ -183,14 +183,22 @@ class CasesConfig:
             raise ConfigError("--n_cases must be at least 1 and --examples non-negative")
 
 
+def _nothing_more(res: Any, command: str, quiet: bool) -> bool:
+    """Whether the command's report ends here: ``--quiet``, or a stage finished before (which is
+    said, with how to redo it)."""
+    if quiet:
+        return True
+    if res.skipped:
+        print(f"causal {command}: {res.path} is already done; pass --overwrite to redo it")
+        return True
+    return False
+
+
 def run_ablate(cfg: AblateConfig) -> int:
     from moelens.analysis.causal.ablate_job import ablate
 
     res = ablate(cfg)
-    if res.rank != 0 or cfg.quiet:
-        return 0
-    if res.skipped:
-        print(f"causal ablate: {res.path} is already done; pass --overwrite to redo it")
+    if res.rank != 0 or _nothing_more(res, "ablate", cfg.quiet):
         return 0
     s = res.summary
     print(f"causal ablate: {s['cells']} experts ({s['untested']} never routed: untested) over "
@@ -207,10 +215,7 @@ def run_knowledge(cfg: KnowledgeConfig) -> int:
     from moelens.analysis.causal.knowledge_job import run
 
     res = run(cfg)
-    if cfg.quiet:
-        return 0
-    if res.skipped:
-        print(f"causal knowledge: {res.path} is already done; pass --overwrite to redo it")
+    if _nothing_more(res, "knowledge", cfg.quiet):
         return 0
     print(f"causal knowledge: Δ loss with the top-n experts of a domain ablated (random n in brackets) "
           f"-> {res.path / 'knowledge.csv'}")
@@ -225,10 +230,7 @@ def run_trigger(cfg: TriggerConfig) -> int:
     from moelens.analysis.causal.trigger_job import run
 
     res = run(cfg)
-    if cfg.quiet:
-        return 0
-    if res.skipped:
-        print(f"causal trigger: {res.path} is already done; pass --overwrite to redo it")
+    if _nothing_more(res, "trigger", cfg.quiet):
         return 0
     print(f"causal trigger: {res.n_cases} cases tested, {len(res.rejected)} rejected (trigger not in "
           f"text, listed in summary.json) -> {res.path / 'trigger.csv'}")
@@ -242,10 +244,7 @@ def run_cases(cfg: CasesConfig) -> int:
     from moelens.analysis.causal.cases_job import run
 
     res = run(cfg)
-    if cfg.quiet:
-        return 0
-    if res.skipped:
-        print(f"causal cases: {res.path} is already done; pass --overwrite to redo it")
+    if _nothing_more(res, "cases", cfg.quiet):
         return 0
     r = res.report
     print(f"causal cases: {r['cases']} cases for {r['experts']} labelled experts ({r['rejected']} rejected, "
